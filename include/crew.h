@@ -1,0 +1,17 @@
+/*
+ * crew.h - the whole public API of libcrew: a bounded multi-producer,
+ * multi-consumer queue, a fixed pool of workers with futures and an ordered
+ * map. Include this header; the headers under crew/ are its parts.
+ *
+ * Start with crew/pool.h. Every function is documented where it is declared:
+ * what it does, who owns what, whether it blocks, and its thread safety.
+ */
+#ifndef CREW_H
+#define CREW_H
+
+#include <crew/common.h>
+#include <crew/queue.h>
+#include <crew/future.h>
+#include <crew/pool.h>
+
+#endif /* CREW_H */

@@ -1,0 +1,209 @@
+/*
+ * crew/pool.h - a fixed pool of workers fed by a bounded queue, with futures
+ * and an ordered map (Python's ThreadPoolExecutor and Pool.map, for C).
+ *
+ * Thread safety: every function may be called from any thread at once,
+ * tasks of the pool included, except crew_pool_destroy(), which must be the
+ * pool's last call and must not be made from one of its own tasks. A pool
+ * belongs to the process that created it: in a child made by fork(), pool
+ * calls return CREW_EINVAL.
+ *
+ * Tasks: a task is a function and bytes of input copied at submit, so the
+ * caller may reuse its buffer at once, and the same function can run in a
+ * worker thread or (with process workers) a worker process. To hand a
+ * pointer to a task in thread mode, pass the pointer by value:
+ * crew_submit(pool, fn, &ptr, sizeof ptr, ...). The task writes at most
+ * out_size bytes of output to `out` (NULL when out_size is 0) and returns 0
+ * or a positive error code of its own, which its future reports. Negative
+ * values are crew's; a task that returns one (CREW_ECANCELED when it gives up
+ * on its own, say) has it reported unchanged.
+ *
+ * Workers block every signal they can, so signals go to the application's
+ * own threads; they are named "NAME-INDEX" (see crew_config.name).
+ *
+ * Nested work: a task may submit to its own pool, wait on its futures and
+ * map on it without deadlock, even with one worker. A worker that waits on a
+ * future whose task is still queued runs that task itself; a worker whose
+ * submit finds its own pool's queue full runs the new task itself at once
+ * instead of waiting for room.
+ */
+#ifndef CREW_POOL_H
+#define CREW_POOL_H
+
+#include <crew/common.h>
+#include <crew/future.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct crew_pool crew_pool;
+
+/* A task: reads its input bytes, writes its output bytes, returns a status. */
+typedef int (*crew_fn)(const void *in, void *out);
+
+/* Where the workers run. */
+enum crew_mode {
+  CREW_THREADS = 0,  /* worker threads in this process (the default) */
+  CREW_PROCESSES = 1 /* worker processes: not available yet, CREW_EINVAL */
+};
+
+/* How crew_pool_shutdown() treats tasks still queued. */
+enum crew_shutdown {
+  CREW_DRAIN = 0, /* run every queued task, then stop */
+  CREW_CANCEL = 1 /* cancel queued tasks, let running ones finish */
+};
+
+/* The most workers a pool may have; more gives CREW_EINVAL. */
+#define CREW_WORKERS_MAX 4096
+
+/* The queue capacity a pool gets when crew_config.queue_capacity is 0. */
+#define CREW_QUEUE_CAPACITY_DEFAULT 1024
+
+/*
+ * A pool's configuration. Fill it with crew_config_init(), then change what
+ * you need: fields may be added at the end in later versions, and
+ * crew_config_init() gives them their defaults.
+ */
+typedef struct crew_config {
+  int mode;                /* enum crew_mode; default CREW_THREADS */
+  size_t workers;          /* 0 (default): one per CPU this process may run on,
+                              by its affinity mask; at most CREW_WORKERS_MAX */
+  size_t queue_capacity;   /* tasks the queue holds before submit blocks;
+                              0 (default): CREW_QUEUE_CAPACITY_DEFAULT */
+  void (*init)(void *arg); /* if not NULL, run once in each worker before its
+                              first task (Python's Pool initializer) */
+  void *init_arg;          /* passed to init */
+  const char *name;        /* worker name prefix, copied at create; NULL
+                              (default): "crew". Workers are named NAME-INDEX,
+                              cut to the 15 characters Linux keeps (the name
+                              is shortened, never the index) */
+} crew_config;
+
+/* Counters of a pool, read by crew_pool_stats(). */
+typedef struct crew_stats {
+  uint64_t submitted; /* tasks accepted (each item of a map counts as one) */
+  uint64_t completed; /* tasks that ran and returned, whatever the status */
+  uint64_t failed;    /* completed with a nonzero status */
+  uint64_t cancelled; /* tasks resolved as cancelled without running */
+  size_t queued;      /* accepted, not yet started nor cancelled, now */
+  size_t running;     /* running now */
+  size_t workers;     /* workers alive now */
+} crew_stats;
+
+/*
+ * crew_config_init - fill cfg with the defaults: CREW_THREADS, workers 0,
+ * queue_capacity 0, no init, name NULL. NULL is a no-op.
+ */
+CREW_API void crew_config_init(crew_config *cfg);
+
+/*
+ * crew_pool_create - start a pool as cfg says (NULL: the defaults).
+ *
+ * All workers are started before it returns. On success *pool owns the pool
+ * until crew_pool_destroy(). Returns 0, CREW_EINVAL (pool NULL, an unknown
+ * mode, CREW_PROCESSES for now, workers above CREW_WORKERS_MAX or above what
+ * this process may start, a queue too large to allocate), or CREW_ENOMEM
+ * (memory or threads ran out; everything started is undone). *pool is left
+ * untouched on failure.
+ */
+CREW_API int crew_pool_create(crew_pool **pool, const crew_config *cfg);
+
+/*
+ * crew_submit - queue fn to run once with a copy of in_size bytes at `in`.
+ *
+ * in may be NULL only when in_size is 0 (the task then gets NULL). out_size
+ * bytes of output are kept for the future (the task gets NULL when out_size
+ * is 0). If `future` is not NULL, *future receives a new future holding the
+ * caller's reference; if it is NULL the task is fire and forget and its
+ * status only shows in the pool's counters.
+ *
+ * Blocks while the queue is full (backpressure), except in a worker of this
+ * pool, which runs the task at once instead. Returns 0, CREW_ECLOSED (the
+ * pool is or became shut down while waiting: the task does not exist, no
+ * future was made), CREW_EINVAL (pool or fn NULL, in NULL with in_size > 0,
+ * a call from a forked child), or CREW_ENOMEM.
+ */
+CREW_API int crew_submit(crew_pool *pool, crew_fn fn, const void *in,
+                         size_t in_size, size_t out_size, crew_future **future);
+
+/*
+ * crew_submit_timed - crew_submit() waiting at most timeout_ns for room in
+ * the queue; CREW_ETIMEDOUT (no task, no future) if there was none. Timeout 0
+ * submits only if there is room now.
+ */
+CREW_API int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
+                               size_t in_size, size_t out_size,
+                               crew_future **future, uint64_t timeout_ns);
+
+/*
+ * crew_map - compute fn(in + i*in_stride, out + i*out_stride) for every
+ * i < count, spread over the workers in chunks, and wait for all of them
+ * (Python's Pool.map).
+ *
+ * Items are read from `in` and written to `out` in place (the arrays must
+ * stay valid until it returns). Every item runs even when some fail. in may
+ * be NULL with in_stride 0 (fn gets NULL), and out NULL with out_stride 0
+ * (fn gets NULL). Several threads may map on one pool at once, tasks of the
+ * pool included.
+ *
+ * Blocks until every item is done. Returns 0 if every item returned 0, else
+ * the status of the lowest-index item that failed (CREW_ECANCELED for items
+ * a concurrent CREW_CANCEL shutdown kept from running); 0 for count 0;
+ * CREW_ECLOSED if the pool is shut down; CREW_EINVAL (pool or fn NULL, in or
+ * out NULL with a nonzero stride, count * stride overflowing size_t, a call
+ * from a forked child); CREW_ENOMEM.
+ */
+CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
+                      size_t in_stride, void *out, size_t out_stride,
+                      size_t count);
+
+/*
+ * crew_pool_shutdown - stop accepting tasks, settle the queued ones, and join
+ * the workers.
+ *
+ * how is CREW_DRAIN (run every queued task) or CREW_CANCEL (resolve queued
+ * tasks' futures with CREW_ECANCELED without running them; running tasks
+ * finish). Once it begins, submits and maps fail with CREW_ECLOSED, blocked
+ * submitters included (their tasks never exist), and so do submits from the
+ * tasks still running. Blocks until every worker has exited, then returns 0.
+ * A later or concurrent call waits for the first to finish, then returns 0
+ * and changes nothing.
+ *
+ * From inside one of the pool's own tasks, shutdown begins but cannot wait
+ * for the workers (the caller is one of them): it returns CREW_EBUSY, and a
+ * later call from outside the pool, or crew_pool_destroy(), does the joining.
+ * Returns CREW_EINVAL for NULL, an unknown `how` or a forked child.
+ */
+CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
+
+/*
+ * crew_pool_destroy - shut the pool down with CREW_DRAIN if that has not
+ * finished, then free it. Futures of the pool stay valid until released.
+ * Must be the last call on the pool, and not made from one of its tasks.
+ * NULL is a no-op. Blocks while the queued tasks run.
+ */
+CREW_API void crew_pool_destroy(crew_pool *pool);
+
+/*
+ * crew_pool_stats - read the pool's counters into *stats.
+ *
+ * Counters are read one by one while work goes on, so fields may disagree by
+ * the tasks in flight at that moment; once the pool is idle they add up:
+ * submitted == completed + cancelled + queued + running. Valid from create
+ * until destroy, after shutdown too. Never blocks. Returns 0 or CREW_EINVAL
+ * (NULL argument, a call from a forked child).
+ */
+CREW_API int crew_pool_stats(crew_pool *pool, crew_stats *stats);
+
+/*
+ * crew_pool_workers - how many workers the pool was created with (after
+ * resolving workers 0 to the CPU count). 0 for NULL.
+ */
+CREW_API size_t crew_pool_workers(const crew_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CREW_POOL_H */

@@ -1,0 +1,481 @@
+/*
+ * future.c - futures: one task's input, output and fate, its waiters and its
+ * done callbacks.
+ *
+ * States: QUEUED -> RUNNING -> DONE, or QUEUED -> CANCELLED. DONE and
+ * CANCELLED are "resolved" and final. QUEUED -> RUNNING is a compare-and-swap
+ * without the lock ("claim"): the worker that pops the task's slot, or a
+ * worker of the pool waiting on the future, whichever comes first. QUEUED ->
+ * CANCELLED is the same compare-and-swap, made under the lock. `status` is
+ * written before the resolving store to `state` (release), so whoever sees a
+ * resolved state (acquire) may read it.
+ *
+ * Locking: `lock` guards waiters, the callback list and callbacks_done, and
+ * every transition to a resolved state. A waiter has its own lock; the order
+ * is future lock, then waiter lock, never the other way. Callbacks and tasks
+ * run with no lock held.
+ *
+ * Waiting: a waiting thread puts a `struct waiter` (on its own stack) on the
+ * waiter list of every future it waits for, through one link per future.
+ * The resolver wakes every listed waiter and unlinks them, under the future's
+ * lock; a waiter that leaves unlinks itself under the same lock, so once it
+ * has done so no resolver can touch its stack.
+ *
+ * References: a future starts with two, the caller's and its queue slot's
+ * (dropped by the worker that pops the slot, whatever it finds). A thread
+ * that resolves it from elsewhere (a cancel, a waiting worker that runs it)
+ * holds a reference of its own meanwhile, so done callbacks may release the
+ * caller's reference. The memory goes with the last reference.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum future_state { QUEUED, RUNNING, DONE, CANCELLED };
+
+struct callback {
+  crew_done_fn fn;
+  void *arg;
+  struct callback *next;
+};
+
+struct waiter {
+  crew__mutex lock;
+  crew__cond cond;
+  bool woken; /* guarded by lock */
+};
+
+/* One waiter's place on one future's waiter list. */
+struct waiter_link {
+  struct waiter *waiter;
+  struct waiter_link *prev, *next;
+  bool linked; /* guarded by the future's lock */
+};
+
+struct crew_future {
+  crew__mutex lock;
+  _Atomic int state; /* enum future_state */
+  int status;        /* valid once state is resolved */
+  _Atomic unsigned refs;
+  /* Guarded by lock: */
+  struct waiter_link *waiters;
+  struct callback *callbacks; /* not yet run, in the order added */
+  struct callback **callbacks_tail;
+  bool callbacks_done; /* resolved and every callback has run */
+  bool first_used;     /* `first` holds or held a callback */
+  struct callback first;
+  /* Constant after create: */
+  crew_pool *pool;
+  crew_fn fn;
+  size_t out_size;
+  void *in;                                  /* NULL when in_size is 0 */
+  void *out;                                 /* NULL when out_size is 0 */
+  alignas(max_align_t) unsigned char data[]; /* input, then output */
+};
+
+static bool is_resolved(int state)
+{
+  return state == DONE || state == CANCELLED;
+}
+
+static int load_state(const crew_future *f)
+{
+  return atomic_load_explicit(&((crew_future *)f)->state, memory_order_acquire);
+}
+
+/* ------------------------------------------------------------- lifetime */
+
+static size_t round_up(size_t n, size_t to)
+{
+  return (n + to - 1) / to * to;
+}
+
+int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
+                        const void *in, size_t in_size, size_t out_size)
+{
+  const size_t align = alignof(max_align_t);
+  if (in_size > SIZE_MAX / 2 - align || out_size > SIZE_MAX / 2 - align ||
+      round_up(in_size, align) + out_size > SIZE_MAX - sizeof(crew_future))
+    return CREW_EINVAL;
+  size_t in_room = round_up(in_size, align);
+  crew_future *f = malloc(sizeof *f + in_room + out_size);
+  if (f == NULL)
+    return CREW_ENOMEM;
+  if (crew__mutex_init(&f->lock) != 0) {
+    free(f);
+    return CREW_ENOMEM;
+  }
+  atomic_init(&f->state, QUEUED);
+  atomic_init(&f->refs, 2);
+  f->status = 0;
+  f->waiters = NULL;
+  f->callbacks = NULL;
+  f->callbacks_tail = &f->callbacks;
+  f->callbacks_done = false;
+  f->first_used = false;
+  f->pool = pool;
+  f->fn = fn;
+  f->out_size = out_size;
+  f->in = in_size > 0 ? f->data : NULL;
+  f->out = out_size > 0 ? f->data + in_room : NULL;
+  if (in_size > 0)
+    memcpy(f->in, in, in_size);
+  *fp = f;
+  return 0;
+}
+
+static void future_free(crew_future *f)
+{
+  crew__assert(f->waiters == NULL && f->callbacks == NULL);
+  crew__mutex_destroy(&f->lock);
+  free(f);
+}
+
+void crew__future_discard(crew_future *f)
+{
+  future_free(f);
+}
+
+static void future_ref(crew_future *f)
+{
+  atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+static void future_unref(crew_future *f)
+{
+  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    future_free(f);
+}
+
+void crew__future_release_slot(crew_future *f)
+{
+  /* If a cancel won the slot, it counts the cancellation under the lock:
+   * wait for it to finish before the pool may go away. */
+  if (load_state(f) == CANCELLED) {
+    crew__mutex_lock(&f->lock);
+    crew__mutex_unlock(&f->lock);
+  }
+  future_unref(f);
+}
+
+void crew_future_release(crew_future *f)
+{
+  if (f != NULL)
+    future_unref(f);
+}
+
+/* ------------------------------------------------------------ resolving */
+
+/* Wake and unlink every waiter. */
+static void wake_waiters(crew_future *f)
+{
+  crew__assert_held(&f->lock);
+  for (struct waiter_link *l = f->waiters; l != NULL; l = l->next) {
+    crew__mutex_lock(&l->waiter->lock);
+    l->waiter->woken = true;
+    crew__cond_signal(&l->waiter->cond);
+    crew__mutex_unlock(&l->waiter->lock);
+    l->linked = false;
+  }
+  f->waiters = NULL;
+}
+
+/* Run the callbacks, oldest first, including any added while they run. */
+static void run_callbacks(crew_future *f)
+{
+  for (;;) {
+    crew__mutex_lock(&f->lock);
+    struct callback *cb = f->callbacks;
+    if (cb == NULL) {
+      f->callbacks_done = true;
+      crew__mutex_unlock(&f->lock);
+      return;
+    }
+    f->callbacks = cb->next;
+    if (f->callbacks == NULL)
+      f->callbacks_tail = &f->callbacks;
+    crew__mutex_unlock(&f->lock);
+    cb->fn(f, cb->arg); /* no lock held: it may submit, wait or release */
+    if (cb != &f->first)
+      free(cb);
+  }
+}
+
+/* With the lock held: publish the outcome and wake the waiters. */
+static void resolve_locked(crew_future *f, int state, int status)
+{
+  crew__assert_held(&f->lock);
+  f->status = status;
+  atomic_store_explicit(&f->state, state, memory_order_release);
+  wake_waiters(f);
+}
+
+bool crew__future_claim(crew_future *f)
+{
+  int expected = QUEUED;
+  return atomic_compare_exchange_strong_explicit(&f->state, &expected, RUNNING,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire);
+}
+
+int crew__future_invoke(crew_future *f)
+{
+  crew__assert(load_state(f) == RUNNING);
+  return f->fn(f->in, f->out);
+}
+
+void crew__future_complete(crew_future *f, int status)
+{
+  crew__mutex_lock(&f->lock);
+  resolve_locked(f, DONE, status);
+  crew__mutex_unlock(&f->lock);
+  run_callbacks(f);
+}
+
+int crew__future_cancel(crew_future *f)
+{
+  future_ref(f); /* a callback may drop the caller's reference */
+  crew__mutex_lock(&f->lock);
+  int expected = QUEUED;
+  if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, CANCELLED,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    crew__mutex_unlock(&f->lock);
+    future_unref(f);
+    return CREW_EBUSY;
+  }
+  /* Counted under the lock: the pool outlives a queued task's slot, and the
+   * slot's popper waits for this lock (crew__future_release_slot). */
+  crew__pool_count_cancelled(f->pool, 1);
+  resolve_locked(f, CANCELLED, CREW_ECANCELED);
+  crew__mutex_unlock(&f->lock);
+  run_callbacks(f);
+  future_unref(f);
+  return 0;
+}
+
+int crew_future_cancel(crew_future *f)
+{
+  return f == NULL ? CREW_EINVAL : crew__future_cancel(f);
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+int crew_future_on_done(crew_future *f, crew_done_fn fn, void *arg)
+{
+  if (f == NULL || fn == NULL)
+    return CREW_EINVAL;
+  crew__mutex_lock(&f->lock);
+  if (f->callbacks_done) {
+    crew__mutex_unlock(&f->lock);
+    fn(f, arg);
+    return 0;
+  }
+  struct callback *cb = &f->first;
+  if (f->first_used) {
+    cb = malloc(sizeof *cb);
+    if (cb == NULL) {
+      crew__mutex_unlock(&f->lock);
+      return CREW_ENOMEM;
+    }
+  }
+  f->first_used = true;
+  *cb = (struct callback){.fn = fn, .arg = arg, .next = NULL};
+  *f->callbacks_tail = cb;
+  f->callbacks_tail = &cb->next;
+  crew__mutex_unlock(&f->lock);
+  return 0;
+}
+
+/* -------------------------------------------------------------- waiting */
+
+bool crew_future_done(const crew_future *f)
+{
+  return f != NULL && is_resolved(load_state(f));
+}
+
+int crew_future_status(const crew_future *f)
+{
+  if (f == NULL)
+    return CREW_EINVAL;
+  return is_resolved(load_state(f)) ? f->status : CREW_EBUSY;
+}
+
+/* If the calling worker can run f's queued task itself, do it. */
+static bool help(crew_future *f)
+{
+  if (load_state(f) != QUEUED || crew__pool_worker(f->pool) == NULL)
+    return false;
+  future_ref(f); /* its callbacks may drop every other reference */
+  bool ran = crew__pool_help(f->pool, f);
+  future_unref(f);
+  return ran;
+}
+
+#define LINKS_ON_STACK 8
+
+/*
+ * Sleep until one of the n futures resolves or `d` passes. Returns 0 (look
+ * again), CREW_ETIMEDOUT or CREW_ENOMEM.
+ */
+static int sleep_on(crew_future *const *fs, size_t n, crew__deadline d)
+{
+  struct waiter_link stack_links[LINKS_ON_STACK];
+  struct waiter_link *links = stack_links;
+  if (n > LINKS_ON_STACK && (links = calloc(n, sizeof *links)) == NULL)
+    return CREW_ENOMEM;
+  struct waiter w = {.woken = false};
+  int rc = crew__mutex_init(&w.lock);
+  if (rc == 0 && (rc = crew__cond_init(&w.cond)) != 0)
+    crew__mutex_destroy(&w.lock);
+  if (rc != 0)
+    goto out;
+
+  size_t listed = 0;
+  bool resolved = false;
+  for (; listed < n && !resolved; listed++) {
+    crew_future *f = fs[listed];
+    struct waiter_link *l = &links[listed];
+    crew__mutex_lock(&f->lock);
+    resolved = is_resolved(load_state(f));
+    *l = (struct waiter_link){
+        .waiter = &w, .next = f->waiters, .linked = !resolved};
+    if (!resolved) {
+      if (f->waiters != NULL)
+        f->waiters->prev = l;
+      f->waiters = l;
+    }
+    crew__mutex_unlock(&f->lock);
+  }
+
+  crew__mutex_lock(&w.lock);
+  while (!resolved && !w.woken && rc == 0)
+    rc = crew__cond_wait(&w.cond, &w.lock, d);
+  crew__mutex_unlock(&w.lock);
+
+  for (size_t i = 0; i < listed; i++) {
+    crew_future *f = fs[i];
+    struct waiter_link *l = &links[i];
+    crew__mutex_lock(&f->lock);
+    if (l->linked) {
+      if (l->prev != NULL)
+        l->prev->next = l->next;
+      else
+        f->waiters = l->next;
+      if (l->next != NULL)
+        l->next->prev = l->prev;
+    }
+    crew__mutex_unlock(&f->lock);
+  }
+  crew__cond_destroy(&w.cond);
+  crew__mutex_destroy(&w.lock);
+out:
+  if (links != stack_links)
+    free(links);
+  return rc;
+}
+
+/* Wait for f to resolve until `d`: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
+static int wait_until(crew_future *f, crew__deadline d)
+{
+  for (;;) {
+    if (is_resolved(load_state(f)))
+      return 0;
+    if (help(f))
+      continue;
+    if (crew__deadline_passed(d))
+      return CREW_ETIMEDOUT;
+    int rc = sleep_on(&f, 1, d);
+    if (rc == CREW_ENOMEM)
+      return rc;
+  }
+}
+
+int crew_future_wait(crew_future *f)
+{
+  return crew_future_wait_timed(f, CREW_FOREVER);
+}
+
+int crew_future_wait_timed(crew_future *f, uint64_t timeout_ns)
+{
+  if (f == NULL)
+    return CREW_EINVAL;
+  int rc = wait_until(f, crew__deadline_in(timeout_ns));
+  return rc != 0 ? rc : f->status;
+}
+
+int crew_future_get(crew_future *f, void *out, size_t out_size)
+{
+  return crew_future_get_timed(f, out, out_size, CREW_FOREVER);
+}
+
+int crew_future_get_timed(crew_future *f, void *out, size_t out_size,
+                          uint64_t timeout_ns)
+{
+  if (f == NULL || (out == NULL && out_size > 0) || out_size > f->out_size)
+    return CREW_EINVAL;
+  int rc = wait_until(f, crew__deadline_in(timeout_ns));
+  if (rc != 0)
+    return rc;
+  if (out_size > 0 && load_state(f) == DONE)
+    memcpy(out, f->out, out_size);
+  return f->status;
+}
+
+static int check_array(crew_future *const *fs, size_t n)
+{
+  if (fs == NULL || n == 0)
+    return CREW_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (fs[i] == NULL)
+      return CREW_EINVAL;
+  return 0;
+}
+
+int crew_wait_any(crew_future *const *fs, size_t n, uint64_t timeout_ns,
+                  size_t *index)
+{
+  int rc = check_array(fs, n);
+  if (rc != 0 || index == NULL)
+    return CREW_EINVAL;
+  crew__deadline d = crew__deadline_in(timeout_ns);
+  for (;;) {
+    for (size_t i = 0; i < n; i++) {
+      if (is_resolved(load_state(fs[i]))) {
+        *index = i;
+        return 0;
+      }
+    }
+    bool helped = false;
+    for (size_t i = 0; i < n && !helped; i++)
+      helped = help(fs[i]);
+    if (helped)
+      continue;
+    if (crew__deadline_passed(d))
+      return CREW_ETIMEDOUT;
+    rc = sleep_on(fs, n, d);
+    if (rc == CREW_ENOMEM)
+      return rc;
+  }
+}
+
+int crew_wait_all(crew_future *const *fs, size_t n, uint64_t timeout_ns)
+{
+  int rc = check_array(fs, n);
+  if (rc != 0)
+    return rc;
+  crew__deadline d = crew__deadline_in(timeout_ns);
+  for (size_t i = 0; i < n; i++) /* in a worker: run what is still queued */
+    help(fs[i]);
+  for (size_t i = 0; i < n; i++) {
+    rc = wait_until(fs[i], d);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}

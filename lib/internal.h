@@ -1,0 +1,149 @@
+/*
+ * internal.h - what the files of lib/ share and nobody else sees. Not
+ * installed. Every name here starts with crew__ ; everything else in lib/ is
+ * static.
+ *
+ * Layers, each using only those above it in this list:
+ *   sync.c   - mutexes, condition variables, deadlines, threads
+ *   error.c  - crew_strerror
+ *   queue.c  - the public bounded queue
+ *   future.c - futures: states, waiting, callbacks
+ *   pool.c   - workers fed by a crew_queue of struct crew__task slots
+ *   map.c    - crew_map, as map runner tasks on the pool
+ * future.c and map.c call back into pool.c through the crew__pool_* hooks
+ * below (to run a task in a worker's accounting), never into its state.
+ */
+#ifndef CREW_INTERNAL_H
+#define CREW_INTERNAL_H
+
+#include <crew.h>
+
+#include "sync.h"
+
+#include <stdalign.h>
+#include <stdatomic.h>
+
+struct crew__map;    /* map.c */
+struct crew__worker; /* pool.c */
+
+/* ------------------------------------------------------------ task slots */
+
+/* Input bytes a fire-and-forget task carries in its queue slot. */
+#define CREW__INLINE_IN 40
+
+enum crew__task_kind {
+  CREW__TASK_PLAIN = 1,  /* fire and forget: fn + input in the slot */
+  CREW__TASK_FUTURE = 2, /* the task lives in the future at ptr */
+  CREW__TASK_MAP = 3     /* a map runner for the job at ptr */
+};
+
+/* One item of the pool's queue: 64 bytes, copied by value. */
+struct crew__task {
+  crew_fn fn; /* PLAIN */
+  void *ptr;  /* FUTURE: struct crew_future *; MAP: struct crew__map * */
+  alignas(16) unsigned char in[CREW__INLINE_IN]; /* PLAIN: the input */
+  uint32_t kind;                                 /* enum crew__task_kind */
+  uint32_t in_size;                              /* PLAIN: bytes used in `in` */
+};
+
+/* --------------------------------------------------------------- workers */
+
+/*
+ * A worker's counters. Each is written only by its worker's thread (a
+ * relaxed load and store, no read-modify-write) and read by anyone.
+ */
+struct crew__counters {
+  _Atomic uint64_t started;
+  _Atomic uint64_t completed;
+  _Atomic uint64_t failed;
+};
+
+/* Add n to a counter that only the calling thread writes. */
+static inline void crew__count(_Atomic uint64_t *c, uint64_t n)
+{
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+static inline uint64_t crew__read(_Atomic uint64_t *c)
+{
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ future.c */
+
+/*
+ * Make a future for a task of `pool` in state QUEUED, holding two
+ * references: the caller's and the queue slot's. The input is copied into
+ * it; out_size bytes are kept for the output. Returns 0 or CREW_ENOMEM.
+ */
+int crew__future_create(crew_future **f, crew_pool *pool, crew_fn fn,
+                        const void *in, size_t in_size, size_t out_size);
+
+/* Undo crew__future_create() for a task that was never queued. */
+void crew__future_discard(crew_future *f);
+
+/* QUEUED -> RUNNING: true if the caller now owns the run. */
+bool crew__future_claim(crew_future *f);
+
+/* Run a claimed future's task and return its status (does not resolve). */
+int crew__future_invoke(crew_future *f);
+
+/* Resolve a claimed future as completed with `status`; runs callbacks. */
+void crew__future_complete(crew_future *f, int status);
+
+/*
+ * Cancel a queued future (QUEUED -> cancelled, callbacks run here). Returns
+ * 0, or CREW_EBUSY if it had been claimed or resolved.
+ */
+int crew__future_cancel(crew_future *f);
+
+/* Drop the queue slot's reference (a worker took the slot). */
+void crew__future_release_slot(crew_future *f);
+
+/* ------------------------------------------------------------- pool.c */
+
+/*
+ * The worker of `pool` running on the calling thread, or NULL if the calling
+ * thread is not one of its workers.
+ */
+struct crew__worker *crew__pool_worker(const crew_pool *pool);
+
+/* The counters of a worker. */
+struct crew__counters *crew__worker_counters(struct crew__worker *w);
+
+/*
+ * If the calling thread is a worker of `pool` and f's task is still queued,
+ * claim it and run it here (a worker waiting on a future helps it along).
+ * Returns true if it ran f.
+ */
+bool crew__pool_help(crew_pool *pool, crew_future *f);
+
+/* Count n tasks cancelled without running; n submitted, or n not after all. */
+void crew__pool_count_cancelled(crew_pool *pool, uint64_t n);
+void crew__pool_count_submitted(crew_pool *pool, uint64_t n);
+void crew__pool_uncount_submitted(crew_pool *pool, uint64_t n);
+
+/* Whether the pool is usable from here: not shut down, same process. */
+int crew__pool_check_open(const crew_pool *pool);
+
+/* How many workers the pool has. */
+size_t crew__pool_nworkers(const crew_pool *pool);
+
+/*
+ * Queue a task slot, waiting at most timeout_ns for room; in a worker of the
+ * pool a full queue runs the task at once instead. Returns 0, CREW_ECLOSED or
+ * CREW_ETIMEDOUT.
+ */
+int crew__pool_enqueue(crew_pool *pool, struct crew__task *t,
+                       uint64_t timeout_ns);
+
+/* -------------------------------------------------------------- map.c */
+
+/* Run a map runner slot in worker w. */
+void crew__map_run(struct crew__map *job, struct crew__worker *w);
+
+/* A map runner slot was dropped by a CREW_CANCEL shutdown, not run. */
+void crew__map_drop(struct crew__map *job);
+
+#endif /* CREW_INTERNAL_H */

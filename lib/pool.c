@@ -1,0 +1,478 @@
+/*
+ * pool.c - a fixed set of worker threads fed by one crew_queue of
+ * struct crew__task slots.
+ *
+ * A task travels: crew_submit copies it into a slot (input inline for small
+ * fire-and-forget tasks, else a future that holds input and output), pushes
+ * the slot on the queue (blocking while full: that is the backpressure), a
+ * worker pops it and runs it, and the future resolves. See DESIGN.md.
+ *
+ * State: `state` goes OPEN -> STOPPING once (compare-and-swap: the first
+ * shutdown wins and closes the queue). Closing the queue is the whole stop
+ * protocol: workers pop until the queue says CREW_ECLOSED, so every slot
+ * queued before the close is popped exactly once; with CREW_CANCEL
+ * (`cancel_queued`, set before the close) a popped slot is cancelled instead
+ * of run. There are no sentinel tasks.
+ *
+ * Locking: the queue has its own lock. `join_lock` guards `joined` and makes
+ * one thread join the workers while later shutdowns wait for it. Nothing else
+ * is locked: counters are atomics, each worker's written only by its thread.
+ * Lock order: join_lock, then (inside crew_queue calls) the queue lock.
+ *
+ * Worker identity: a thread-local pointer names the worker running on the
+ * current thread, so the pool can tell its own workers (which must never
+ * block on its queue or join themselves) from other threads.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum pool_state { OPEN, STOPPING };
+
+struct crew__worker {
+  alignas(64) struct crew__counters counters; /* own cache line */
+  crew_pool *pool;
+  size_t index;
+  crew__thread thread;
+};
+
+struct crew_pool {
+  crew_queue *queue; /* of struct crew__task */
+  crew__fork_guard fork_guard;
+  _Atomic int state;          /* enum pool_state */
+  _Atomic bool cancel_queued; /* CREW_CANCEL: cancel what is popped */
+  _Atomic size_t alive;       /* workers that have not exited */
+  crew__mutex join_lock;
+  bool joined; /* guarded by join_lock */
+  alignas(64) _Atomic uint64_t submitted;
+  alignas(64) _Atomic uint64_t cancelled;
+  /* Constant after create: */
+  size_t nworkers;
+  struct crew__worker *workers;
+  void (*init)(void *arg);
+  void *init_arg;
+  char *name;
+};
+
+/* The worker running on this thread, if any (of any pool). */
+static _Thread_local struct crew__worker *current_worker;
+
+struct crew__worker *crew__pool_worker(const crew_pool *pool)
+{
+  struct crew__worker *w = current_worker;
+  return w != NULL && w->pool == pool ? w : NULL;
+}
+
+struct crew__counters *crew__worker_counters(struct crew__worker *w)
+{
+  return &w->counters;
+}
+
+size_t crew__pool_nworkers(const crew_pool *pool)
+{
+  return pool->nworkers;
+}
+
+size_t crew_pool_workers(const crew_pool *pool)
+{
+  return pool == NULL ? 0 : pool->nworkers;
+}
+
+void crew__pool_count_cancelled(crew_pool *pool, uint64_t n)
+{
+  atomic_fetch_add_explicit(&pool->cancelled, n, memory_order_relaxed);
+}
+
+void crew__pool_count_submitted(crew_pool *pool, uint64_t n)
+{
+  atomic_fetch_add_explicit(&pool->submitted, n, memory_order_relaxed);
+}
+
+void crew__pool_uncount_submitted(crew_pool *pool, uint64_t n)
+{
+  atomic_fetch_sub_explicit(&pool->submitted, n, memory_order_relaxed);
+}
+
+int crew__pool_check_open(const crew_pool *pool)
+{
+  if (!crew__fork_guard_same_process(&pool->fork_guard))
+    return CREW_EINVAL;
+  if (atomic_load_explicit(&((crew_pool *)pool)->state, memory_order_acquire) !=
+      OPEN)
+    return CREW_ECLOSED;
+  return 0;
+}
+
+/* ------------------------------------------------------- running tasks */
+
+/* Run a claimed future's task in worker w and resolve it. */
+static void run_future(struct crew__worker *w, crew_future *f)
+{
+  crew__count(&w->counters.started, 1);
+  int status = crew__future_invoke(f);
+  crew__count(&w->counters.completed, 1);
+  if (status != 0)
+    crew__count(&w->counters.failed, 1);
+  crew__future_complete(f, status); /* counted first: waiters see counts */
+}
+
+/* Run one slot in worker w (popped from the queue, or run inline). */
+static void run_task(struct crew__worker *w, struct crew__task *t)
+{
+  switch (t->kind) {
+  case CREW__TASK_PLAIN: {
+    crew__count(&w->counters.started, 1);
+    int status = t->fn(t->in_size > 0 ? t->in : NULL, NULL);
+    crew__count(&w->counters.completed, 1);
+    if (status != 0)
+      crew__count(&w->counters.failed, 1);
+    break;
+  }
+  case CREW__TASK_FUTURE:
+    if (crew__future_claim(t->ptr)) /* else cancelled or run by a waiter */
+      run_future(w, t->ptr);
+    crew__future_release_slot(t->ptr);
+    break;
+  case CREW__TASK_MAP:
+    crew__map_run(t->ptr, w);
+    break;
+  }
+}
+
+/* Settle a slot popped after a CREW_CANCEL shutdown began, without running. */
+static void drop_task(crew_pool *pool, struct crew__task *t)
+{
+  switch (t->kind) {
+  case CREW__TASK_PLAIN:
+    crew__pool_count_cancelled(pool, 1);
+    break;
+  case CREW__TASK_FUTURE:
+    crew__future_cancel(t->ptr); /* CREW_EBUSY if a waiter ran it: fine */
+    crew__future_release_slot(t->ptr);
+    break;
+  case CREW__TASK_MAP:
+    crew__map_drop(t->ptr);
+    break;
+  }
+}
+
+bool crew__pool_help(crew_pool *pool, crew_future *f)
+{
+  struct crew__worker *w = crew__pool_worker(pool);
+  if (w == NULL || !crew__future_claim(f))
+    return false;
+  run_future(w, f);
+  return true;
+}
+
+/* ----------------------------------------------------------- the worker */
+
+/* Name the thread NAME-INDEX in the 15 bytes Linux keeps: cut NAME. */
+static void name_worker(const struct crew__worker *w)
+{
+  char suffix[24], name[16];
+  size_t len = (size_t)snprintf(suffix, sizeof suffix, "-%zu", w->index);
+  size_t room = sizeof name - 1 - len; /* len <= 5: index < 4096 */
+  size_t keep = strlen(w->pool->name);
+  if (keep > room)
+    keep = room;
+  memcpy(name, w->pool->name, keep);
+  memcpy(name + keep, suffix, len + 1);
+  crew__thread_set_name(name);
+}
+
+/*
+ * A worker: run init, then pop and run slots until the queue is closed and
+ * empty. The queue's close is the only stop signal, so no slot is left
+ * behind: after a CREW_CANCEL shutdown began, slots are still popped, but
+ * cancelled instead of run.
+ */
+static void *worker_main(void *arg)
+{
+  struct crew__worker *w = arg;
+  crew_pool *pool = w->pool;
+  current_worker = w;
+  name_worker(w);
+  if (pool->init != NULL)
+    pool->init(pool->init_arg);
+
+  struct crew__task t;
+  while (crew_queue_pop(pool->queue, &t) == 0) {
+    if (atomic_load_explicit(&pool->cancel_queued, memory_order_acquire))
+      drop_task(pool, &t);
+    else
+      run_task(w, &t);
+  }
+  current_worker = NULL;
+  atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_release);
+  return NULL;
+}
+
+/* ------------------------------------------------------------- submit */
+
+int crew__pool_enqueue(crew_pool *pool, struct crew__task *t,
+                       uint64_t timeout_ns)
+{
+  struct crew__worker *w = crew__pool_worker(pool);
+  if (w == NULL)
+    return crew_queue_push_timed(pool->queue, t, timeout_ns);
+  /* A worker must not wait for room its own pool may never make: if the
+   * queue is full it runs the task now. */
+  int rc = crew_queue_push_timed(pool->queue, t, 0);
+  if (rc == CREW_ETIMEDOUT) {
+    run_task(w, t);
+    rc = 0;
+  }
+  return rc;
+}
+
+static int submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
+                  size_t out_size, crew_future **futurep, uint64_t timeout_ns)
+{
+  if (pool == NULL || fn == NULL || (in == NULL && in_size > 0))
+    return CREW_EINVAL;
+  int rc = crew__pool_check_open(pool);
+  if (rc != 0)
+    return rc;
+
+  struct crew__task t = {.fn = fn};
+  crew_future *f = NULL;
+  if (futurep == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
+    t.kind = CREW__TASK_PLAIN; /* fire and forget: no allocation */
+    t.in_size = (uint32_t)in_size;
+    if (in_size > 0)
+      memcpy(t.in, in, in_size);
+  } else {
+    rc = crew__future_create(&f, pool, fn, in, in_size, out_size);
+    if (rc != 0)
+      return rc;
+    t.kind = CREW__TASK_FUTURE;
+    t.ptr = f;
+  }
+
+  crew__pool_count_submitted(pool, 1);
+  rc = crew__pool_enqueue(pool, &t, timeout_ns);
+  if (rc != 0) {
+    crew__pool_uncount_submitted(pool, 1);
+    if (f != NULL)
+      crew__future_discard(f);
+    return rc;
+  }
+  if (futurep != NULL)
+    *futurep = f;
+  else if (f != NULL)
+    crew_future_release(f); /* fire and forget with output or large input */
+  return 0;
+}
+
+int crew_submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
+                size_t out_size, crew_future **future)
+{
+  return submit(pool, fn, in, in_size, out_size, future, CREW_FOREVER);
+}
+
+int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
+                      size_t in_size, size_t out_size, crew_future **future,
+                      uint64_t timeout_ns)
+{
+  return submit(pool, fn, in, in_size, out_size, future, timeout_ns);
+}
+
+/* ------------------------------------------------------------- create */
+
+void crew_config_init(crew_config *cfg)
+{
+  if (cfg != NULL)
+    *cfg = (crew_config){.mode = CREW_THREADS};
+}
+
+static int check_config(const crew_config *cfg, size_t *workers)
+{
+  if (cfg->mode != CREW_THREADS) /* CREW_PROCESSES: not yet */
+    return CREW_EINVAL;
+  *workers = cfg->workers != 0 ? cfg->workers : crew__cpu_count();
+  if (*workers > CREW_WORKERS_MAX || *workers > crew__thread_limit())
+    return CREW_EINVAL;
+  return 0;
+}
+
+/* Free what pool_alloc made; the workers are not running. */
+static void pool_free(crew_pool *pool)
+{
+  crew_queue_destroy(pool->queue);
+  crew__fork_guard_fini(&pool->fork_guard);
+  crew__mutex_destroy(&pool->join_lock);
+  free(pool->workers);
+  free(pool->name);
+  free(pool);
+}
+
+static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
+{
+  crew_pool *pool = calloc(1, sizeof *pool);
+  if (pool == NULL)
+    return CREW_ENOMEM;
+  if (crew__mutex_init(&pool->join_lock) != 0) {
+    free(pool);
+    return CREW_ENOMEM;
+  }
+  crew__fork_guard_init(&pool->fork_guard);
+  atomic_init(&pool->state, OPEN);
+  atomic_init(&pool->cancel_queued, false);
+  atomic_init(&pool->alive, 0);
+  atomic_init(&pool->submitted, 0);
+  atomic_init(&pool->cancelled, 0);
+  pool->nworkers = nworkers;
+  pool->init = cfg->init;
+  pool->init_arg = cfg->init_arg;
+
+  size_t capacity = cfg->queue_capacity != 0 ? cfg->queue_capacity
+                                             : CREW_QUEUE_CAPACITY_DEFAULT;
+  int rc =
+      crew_queue_create(&pool->queue, capacity, sizeof(struct crew__task), 0);
+  pool->name = strdup(cfg->name != NULL ? cfg->name : "crew");
+  pool->workers = aligned_alloc(alignof(struct crew__worker),
+                                nworkers * sizeof(struct crew__worker));
+  if (rc == 0 && (pool->name == NULL || pool->workers == NULL))
+    rc = CREW_ENOMEM;
+  if (rc != 0) {
+    pool_free(pool);
+    return rc;
+  }
+  *pp = pool;
+  return 0;
+}
+
+/* Start the workers; on failure stop and join those already started. */
+static int start_workers(crew_pool *pool)
+{
+  for (size_t i = 0; i < pool->nworkers; i++) {
+    struct crew__worker *w = &pool->workers[i];
+    memset(w, 0, sizeof *w);
+    w->pool = pool;
+    w->index = i;
+    atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
+    if (crew__thread_start(&w->thread, worker_main, w) != 0) {
+      atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
+      crew_queue_close(pool->queue);
+      for (size_t j = 0; j < i; j++)
+        crew__thread_join(&pool->workers[j].thread);
+      return CREW_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+int crew_pool_create(crew_pool **pp, const crew_config *cfg)
+{
+  crew_config defaults;
+  if (pp == NULL)
+    return CREW_EINVAL;
+  if (cfg == NULL) {
+    crew_config_init(&defaults);
+    cfg = &defaults;
+  }
+  size_t nworkers;
+  int rc = check_config(cfg, &nworkers);
+  if (rc != 0)
+    return rc;
+  crew_pool *pool;
+  if ((rc = pool_alloc(&pool, cfg, nworkers)) != 0)
+    return rc;
+  if ((rc = start_workers(pool)) != 0) {
+    pool_free(pool);
+    return rc;
+  }
+  *pp = pool;
+  return 0;
+}
+
+/* ----------------------------------------------------------- shutdown */
+
+/* The first caller closes the queue; later ones change nothing. */
+static void begin_shutdown(crew_pool *pool, int how)
+{
+  int expected = OPEN;
+  if (!atomic_compare_exchange_strong_explicit(&pool->state, &expected,
+                                               STOPPING, memory_order_acq_rel,
+                                               memory_order_acquire))
+    return;
+  if (how == CREW_CANCEL) /* before the close: workers see it after */
+    atomic_store_explicit(&pool->cancel_queued, true, memory_order_release);
+  crew_queue_close(pool->queue);
+}
+
+static void join_workers(crew_pool *pool)
+{
+  crew__mutex_lock(&pool->join_lock);
+  if (!pool->joined) {
+    for (size_t i = 0; i < pool->nworkers; i++)
+      crew__thread_join(&pool->workers[i].thread);
+    pool->joined = true;
+  }
+  crew__mutex_unlock(&pool->join_lock);
+}
+
+int crew_pool_shutdown(crew_pool *pool, int how)
+{
+  if (pool == NULL || (how != CREW_DRAIN && how != CREW_CANCEL) ||
+      !crew__fork_guard_same_process(&pool->fork_guard))
+    return CREW_EINVAL;
+  begin_shutdown(pool, how);
+  if (crew__pool_worker(pool) != NULL)
+    return CREW_EBUSY; /* a worker cannot join itself */
+  join_workers(pool);
+  return 0;
+}
+
+void crew_pool_destroy(crew_pool *pool)
+{
+  if (pool == NULL)
+    return;
+  /* In a forked child the workers do not exist and the locks may have been
+   * copied while held: leave the child's copy alone. */
+  if (!crew__fork_guard_same_process(&pool->fork_guard))
+    return;
+  begin_shutdown(pool, CREW_DRAIN);
+  join_workers(pool);
+  pool_free(pool);
+}
+
+/* -------------------------------------------------------------- stats */
+
+static size_t difference(uint64_t a, uint64_t b)
+{
+  return a > b ? (size_t)(a - b) : 0;
+}
+
+int crew_pool_stats(crew_pool *pool, crew_stats *st)
+{
+  if (pool == NULL || st == NULL ||
+      !crew__fork_guard_same_process(&pool->fork_guard))
+    return CREW_EINVAL;
+  /* Read what happens later first, so no difference goes negative. */
+  uint64_t completed = 0, failed = 0, started = 0;
+  for (size_t i = 0; i < pool->nworkers; i++) {
+    completed += crew__read(&pool->workers[i].counters.completed);
+    failed += crew__read(&pool->workers[i].counters.failed);
+  }
+  for (size_t i = 0; i < pool->nworkers; i++)
+    started += crew__read(&pool->workers[i].counters.started);
+  uint64_t cancelled = crew__read(&pool->cancelled);
+  uint64_t submitted = crew__read(&pool->submitted);
+  *st = (crew_stats){
+      .submitted = submitted,
+      .completed = completed,
+      .failed = failed,
+      .cancelled = cancelled,
+      .queued = difference(submitted, started + cancelled),
+      .running = difference(started, completed),
+      .workers = atomic_load_explicit(&pool->alive, memory_order_acquire),
+  };
+  return 0;
+}

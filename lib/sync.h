@@ -1,0 +1,116 @@
+/*
+ * sync.h - crew's layer over the operating system: mutexes, condition
+ * variables on CLOCK_MONOTONIC, deadlines, threads, CPU count and fork
+ * detection. lib/sync.c is the only file that calls pthreads; every other
+ * file waits through the functions here.
+ *
+ * Errors from pthread calls that cannot fail on valid objects (lock, unlock,
+ * signal) are not reported: crew only passes objects it initialised.
+ */
+#ifndef CREW_SYNC_H
+#define CREW_SYNC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* --------------------------------------------------------------- deadlines */
+
+/*
+ * An absolute time on CLOCK_MONOTONIC, in nanoseconds. `at` 0 has always
+ * passed ("now": a poll); CREW__NEVER never passes.
+ */
+typedef struct crew__deadline {
+  uint64_t at;
+} crew__deadline;
+
+#define CREW__NEVER UINT64_MAX
+
+/* The deadline timeout_ns from now, saturating; 0 polls, UINT64_MAX never. */
+crew__deadline crew__deadline_in(uint64_t timeout_ns);
+bool crew__deadline_passed(crew__deadline d);
+uint64_t crew__now_ns(void);
+
+/* ------------------------------------------------------------------ mutex */
+
+typedef struct crew__mutex {
+  pthread_mutex_t m;
+#ifdef CREW_DEBUG
+  _Atomic(const void *) owner; /* the holder's identity, for held-asserts */
+#endif
+} crew__mutex;
+
+int crew__mutex_init(crew__mutex *mu);
+void crew__mutex_destroy(crew__mutex *mu);
+void crew__mutex_lock(crew__mutex *mu);
+void crew__mutex_unlock(crew__mutex *mu);
+
+#ifdef CREW_DEBUG
+#include <assert.h>
+bool crew__mutex_held(const crew__mutex *mu);
+#define crew__assert(expr)    assert(expr)
+#define crew__assert_held(mu) assert(crew__mutex_held(mu))
+#else
+#define crew__assert(expr)    ((void)0)
+#define crew__assert_held(mu) ((void)0)
+#endif
+
+/* ------------------------------------------------------------- condition */
+
+typedef struct crew__cond {
+  pthread_cond_t c;
+} crew__cond;
+
+int crew__cond_init(crew__cond *cv);
+void crew__cond_destroy(crew__cond *cv);
+void crew__cond_signal(crew__cond *cv);
+void crew__cond_broadcast(crew__cond *cv);
+
+/*
+ * Wait on cv with mu held until signalled or the deadline passes. Returns 0
+ * (woken, perhaps spuriously: recheck the predicate) or CREW_ETIMEDOUT (the
+ * deadline has passed; the predicate may still have come true).
+ */
+int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d);
+
+/* ---------------------------------------------------------------- threads */
+
+typedef struct crew__thread {
+  pthread_t t;
+} crew__thread;
+
+/*
+ * Start fn(arg) on a new thread that blocks every signal it can (signals go
+ * to the application's threads). Returns 0 or CREW_ENOMEM.
+ */
+int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg);
+void crew__thread_join(crew__thread *th);
+
+/* Name the calling thread (cut to what the system keeps); best effort. */
+void crew__thread_set_name(const char *name);
+
+/* How many CPUs this process may run on (its affinity mask); at least 1. */
+size_t crew__cpu_count(void);
+
+/* How many more threads this process may start, or SIZE_MAX if unlimited. */
+size_t crew__thread_limit(void);
+
+/* ------------------------------------------------------------ fork guard */
+
+/*
+ * Tells whether the calling process is the one that made the guard. Where
+ * the kernel has MADV_WIPEONFORK the check is one load from a page that fork
+ * zeroes in the child; elsewhere it compares getpid().
+ */
+typedef struct crew__fork_guard {
+  volatile uint32_t *page; /* MADV_WIPEONFORK page holding a nonzero mark */
+  pid_t pid;               /* the fallback */
+} crew__fork_guard;
+
+void crew__fork_guard_init(crew__fork_guard *g);
+void crew__fork_guard_fini(crew__fork_guard *g);
+bool crew__fork_guard_same_process(const crew__fork_guard *g);
+
+#endif /* CREW_SYNC_H */

@@ -1,0 +1,92 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+void gate_init(gate *g)
+{
+  ck_assert_int_eq(crew_queue_create(&g->tokens, 1024, 1, 0), 0);
+}
+
+void gate_pass(gate *g)
+{
+  char token;
+  ck_assert_int_eq(crew_queue_pop(g->tokens, &token), 0);
+}
+
+void gate_open(gate *g, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(crew_queue_push(g->tokens, "t"), 0);
+}
+
+void gate_fini(gate *g)
+{
+  crew_queue_destroy(g->tokens);
+}
+
+void signal_init(signal_box *s)
+{
+  ck_assert_int_eq(crew_queue_create(&s->posts, 1 << 16, 1, 0), 0);
+}
+
+void signal_post(signal_box *s)
+{
+  ck_assert_int_eq(crew_queue_push(s->posts, "p"), 0);
+}
+
+void signal_wait(signal_box *s, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    char post;
+    ck_assert_msg(crew_queue_pop_timed(s->posts, &post, 10000 * MS) == 0,
+                  "waited 10 s for post %zu of %zu", i + 1, n);
+  }
+}
+
+int signal_try(signal_box *s, uint64_t timeout_ns)
+{
+  char post;
+  return crew_queue_pop_timed(s->posts, &post, timeout_ns);
+}
+
+void signal_fini(signal_box *s)
+{
+  crew_queue_destroy(s->posts);
+}
+
+uint64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t scaled(size_t n)
+{
+  const char *s = getenv("CREW_STRESS_SCALE");
+  long k = s != NULL ? strtol(s, NULL, 10) : 1;
+  return n * (size_t)(k > 0 ? k : 1);
+}
+
+crew_pool *make_pool(size_t workers, size_t capacity)
+{
+  crew_config cfg;
+  crew_config_init(&cfg);
+  cfg.workers = workers;
+  cfg.queue_capacity = capacity;
+  crew_pool *pool = NULL;
+  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  ck_assert_ptr_nonnull(pool);
+  return pool;
+}
+
+int run_suite(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
