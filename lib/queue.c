@@ -14,8 +14,10 @@
  * its waiters under the lock. A push of n items signals not_empty at most
  * min(n, poppers waiting) times, a pop of n items signals not_full at most
  * min(n, pushers waiting) times; only close broadcasts. Signals are sent
- * after the unlock, so a woken thread does not block on the mutex the
- * signaller still holds. Every waiter rechecks its predicate after any
+ * with the lock held, so a call's last touch of the queue is its unlock: a
+ * thread that pops the last item another thread pushed may destroy the queue
+ * at once (glibc, like POSIX, makes destroying a mutex right after another
+ * thread's unlock safe). Every waiter rechecks its predicate after any
  * wake-up, a timed-out one included, so a signal that reaches a thread which
  * then leaves cannot strand an item: the item is taken by whoever looks next.
  *
@@ -45,16 +47,11 @@ struct crew_queue {
   unsigned char *ring; /* capacity * item_size bytes, after the header */
 };
 
-/* What a wake-up after unlock must do. */
-struct crew__wake {
-  crew__cond *cond;
-  size_t signals;
-};
-
-static void wake(struct crew__wake w)
+/* Signal cond once per item or slot, but no more than threads wait. */
+static void wake(crew__cond *cond, size_t n, size_t waiters)
 {
-  for (size_t i = 0; i < w.signals; i++)
-    crew__cond_signal(w.cond);
+  for (size_t i = 0; i < n && i < waiters; i++)
+    crew__cond_signal(cond);
 }
 
 static size_t min_size(size_t a, size_t b)
@@ -169,15 +166,8 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
       size_t n = min_size(room, count - done);
       ring_put(q, items + done * q->item_size, n);
       done += n;
-      struct crew__wake w = {&q->not_empty, min_size(n, q->pop_waiters)};
-      if (done < count) {
-        wake(w); /* under the lock: we keep it to go on */
-        continue;
-      }
-      crew__mutex_unlock(&q->lock);
-      wake(w);
-      *pushed = done;
-      return 0;
+      wake(&q->not_empty, n, q->pop_waiters);
+      continue;
     }
     /* Full. After a timeout the loop looks once more: room may have come. */
     if (rc == CREW_ETIMEDOUT)
@@ -232,9 +222,8 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
     if (q->count > 0) {
       size_t n = min_size(q->count, max);
       ring_take(q, items, n);
-      struct crew__wake w = {&q->not_full, min_size(n, q->push_waiters)};
+      wake(&q->not_full, n, q->push_waiters);
       crew__mutex_unlock(&q->lock);
-      wake(w);
       *popped = n;
       return 0;
     }
@@ -285,9 +274,9 @@ void crew_queue_close(crew_queue *q)
     return;
   crew__mutex_lock(&q->lock);
   q->closed = true;
-  crew__mutex_unlock(&q->lock);
   crew__cond_broadcast(&q->not_empty);
   crew__cond_broadcast(&q->not_full);
+  crew__mutex_unlock(&q->lock);
 }
 
 bool crew_queue_is_closed(const crew_queue *cq)

@@ -5,7 +5,10 @@
  *
  * Thread safety: every function may be called from any number of threads at
  * once, except crew_queue_destroy(), which must be the last call on the
- * queue: no thread may be inside, or later enter, another call on it.
+ * queue: no thread may be inside, or later enter, another call on it. A
+ * push's last touch of the queue comes before its item can be popped, so
+ * the thread that pops the last item other threads pushed may destroy the
+ * queue at once, even if those pushes have not returned yet.
  *
  * Semantics:
  *  - Items are copied in on push and out on pop; the queue never keeps a
@@ -102,10 +105,11 @@ CREW_API int crew_queue_pop_timed(crew_queue *q, void *item,
  *
  * *pushed (if `pushed` is not NULL) is set to how many items went in, from
  * the front of `items`, whatever the return value.
- * Returns 0 (all `count` went in; count 0 is fine and pushes nothing),
- * CREW_ETIMEDOUT (time ran out first), CREW_ECLOSED (the queue is or became
- * closed) or CREW_EINVAL (q NULL, items NULL with count > 0, count *
- * item_size overflowing size_t). With timeout 0 it pushes what fits now.
+ * Returns 0 (all `count` went in; count 0 pushes nothing and returns 0, even
+ * on a closed queue), CREW_ETIMEDOUT (time ran out first), CREW_ECLOSED (the
+ * queue is or became closed) or CREW_EINVAL (q NULL, items NULL with count >
+ * 0, count * item_size overflowing size_t). With timeout 0 it pushes what
+ * fits now.
  */
 CREW_API int crew_queue_push_many(crew_queue *q, const void *items,
                                   size_t count, size_t *pushed,
