@@ -2,13 +2,15 @@
  * future.c - futures: one task's input, output and fate, its waiters and its
  * done callbacks.
  *
- * States: QUEUED -> RUNNING -> DONE, or QUEUED -> CANCELLED. DONE and
- * CANCELLED are "resolved" and final. QUEUED -> RUNNING is a compare-and-swap
- * without the lock ("claim"): the worker that pops the task's slot, or a
- * worker of the pool waiting on the future, whichever comes first. QUEUED ->
- * CANCELLED is the same compare-and-swap, made under the lock. `status` is
- * written before the resolving store to `state` (release), so whoever sees a
- * resolved state (acquire) may read it.
+ * States: QUEUED -> RUNNING -> DONE, or QUEUED -> CANCELLING -> CANCELLED.
+ * DONE and CANCELLED are "resolved" and final. QUEUED -> RUNNING is a
+ * compare-and-swap without the lock ("claim"): the worker that pops the
+ * task's slot, or a worker of the pool waiting on the future, whichever
+ * comes first. QUEUED -> CANCELLING is the same compare-and-swap, made under
+ * the lock; CANCELLING is not resolved, so nobody reads the status before
+ * the cancel has written it. `status` is written before the resolving store
+ * to `state` (release), so whoever sees a resolved state (acquire) may read
+ * it.
  *
  * Locking: `lock` guards waiters, the callback list and callbacks_done, and
  * every transition to a resolved state. A waiter has its own lock; the order
@@ -36,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum future_state { QUEUED, RUNNING, DONE, CANCELLED };
+enum future_state { QUEUED, RUNNING, CANCELLING, DONE, CANCELLED };
 
 struct callback {
   crew_done_fn fn;
@@ -156,7 +158,8 @@ void crew__future_release_slot(crew_future *f)
 {
   /* If a cancel won the slot, it counts the cancellation under the lock:
    * wait for it to finish before the pool may go away. */
-  if (load_state(f) == CANCELLED) {
+  int state = load_state(f);
+  if (state == CANCELLING || state == CANCELLED) {
     crew__mutex_lock(&f->lock);
     crew__mutex_unlock(&f->lock);
   }
@@ -206,13 +209,19 @@ static void run_callbacks(crew_future *f)
   }
 }
 
-/* With the lock held: publish the outcome and wake the waiters. */
-static void resolve_locked(crew_future *f, int state, int status)
+/*
+ * With the lock held: publish the outcome and wake the waiters. Returns
+ * whether callbacks wait to be run (by the caller, after the unlock).
+ */
+static bool resolve_locked(crew_future *f, int state, int status)
 {
   crew__assert_held(&f->lock);
   f->status = status;
   atomic_store_explicit(&f->state, state, memory_order_release);
+  if (f->callbacks == NULL) /* a callback added from now on runs at once */
+    f->callbacks_done = true;
   wake_waiters(f);
+  return !f->callbacks_done;
 }
 
 bool crew__future_claim(crew_future *f)
@@ -232,9 +241,10 @@ int crew__future_invoke(crew_future *f)
 void crew__future_complete(crew_future *f, int status)
 {
   crew__mutex_lock(&f->lock);
-  resolve_locked(f, DONE, status);
+  bool callbacks = resolve_locked(f, DONE, status);
   crew__mutex_unlock(&f->lock);
-  run_callbacks(f);
+  if (callbacks)
+    run_callbacks(f);
 }
 
 int crew__future_cancel(crew_future *f)
@@ -242,7 +252,7 @@ int crew__future_cancel(crew_future *f)
   future_ref(f); /* a callback may drop the caller's reference */
   crew__mutex_lock(&f->lock);
   int expected = QUEUED;
-  if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, CANCELLED,
+  if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, CANCELLING,
                                                memory_order_acq_rel,
                                                memory_order_acquire)) {
     crew__mutex_unlock(&f->lock);
@@ -252,9 +262,10 @@ int crew__future_cancel(crew_future *f)
   /* Counted under the lock: the pool outlives a queued task's slot, and the
    * slot's popper waits for this lock (crew__future_release_slot). */
   crew__pool_count_cancelled(f->pool, 1);
-  resolve_locked(f, CANCELLED, CREW_ECANCELED);
+  bool callbacks = resolve_locked(f, CANCELLED, CREW_ECANCELED);
   crew__mutex_unlock(&f->lock);
-  run_callbacks(f);
+  if (callbacks)
+    run_callbacks(f);
   future_unref(f);
   return 0;
 }
