@@ -157,9 +157,9 @@ static int check_args(crew_pool *pool, crew_fn fn, const void *in,
     return CREW_EINVAL;
   if ((in == NULL && in_stride != 0) || (out == NULL && out_stride != 0))
     return CREW_EINVAL;
-  if (count > 0 && ((in_stride != 0 && count - 1 > SIZE_MAX / in_stride) ||
-                    (out_stride != 0 && count - 1 > SIZE_MAX / out_stride)))
-    return CREW_EINVAL;
+  if ((in_stride != 0 && count > SIZE_MAX / in_stride) ||
+      (out_stride != 0 && count > SIZE_MAX / out_stride))
+    return CREW_EINVAL; /* count * stride overflows */
   return crew__pool_check_open(pool);
 }
 

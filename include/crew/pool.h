@@ -103,9 +103,9 @@ CREW_API void crew_config_init(crew_config *cfg);
  * All workers are started before it returns. On success *pool owns the pool
  * until crew_pool_destroy(). Returns 0, CREW_EINVAL (pool NULL, an unknown
  * mode, CREW_PROCESSES for now, workers above CREW_WORKERS_MAX or above what
- * this process may start, a queue too large to allocate), or CREW_ENOMEM
- * (memory or threads ran out; everything started is undone). *pool is left
- * untouched on failure.
+ * this process may start (RLIMIT_NPROC), a queue capacity whose size
+ * overflows size_t), or CREW_ENOMEM (memory or threads ran out; everything
+ * started is undone). *pool is left untouched on failure.
  */
 CREW_API int crew_pool_create(crew_pool **pool, const crew_config *cfg);
 
@@ -149,10 +149,11 @@ CREW_API int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
  *
  * Blocks until every item is done. Returns 0 if every item returned 0, else
  * the status of the lowest-index item that failed (CREW_ECANCELED for items
- * a concurrent CREW_CANCEL shutdown kept from running); 0 for count 0;
- * CREW_ECLOSED if the pool is shut down; CREW_EINVAL (pool or fn NULL, in or
- * out NULL with a nonzero stride, count * stride overflowing size_t, a call
- * from a forked child); CREW_ENOMEM.
+ * a concurrent CREW_CANCEL shutdown kept from running); 0 for count 0 on an
+ * open pool. Arguments are checked first, then the pool: CREW_EINVAL (pool
+ * or fn NULL, in or out NULL with a nonzero stride, count * stride
+ * overflowing size_t, a call from a forked child), CREW_ECLOSED (the pool is
+ * shut down, whatever the count), CREW_ENOMEM.
  */
 CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
@@ -178,10 +179,12 @@ CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
 CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
 
 /*
- * crew_pool_destroy - shut the pool down with CREW_DRAIN if that has not
- * finished, then free it. Futures of the pool stay valid until released.
- * Must be the last call on the pool, and not made from one of its tasks.
- * NULL is a no-op. Blocks while the queued tasks run.
+ * crew_pool_destroy - shut the pool down with CREW_DRAIN if no shutdown has
+ * begun (a shutdown already begun keeps its CREW_DRAIN or CREW_CANCEL), wait
+ * for the workers, then free the pool. Futures of the pool stay valid until
+ * released. Must be the last call on the pool, and not made from one of its
+ * tasks. NULL is a no-op. Blocks while the queued tasks run. In a child made
+ * by fork() it frees nothing: the child's copy of the pool is left alone.
  */
 CREW_API void crew_pool_destroy(crew_pool *pool);
 
