@@ -1,4 +1,311 @@
-int main(void)
+/*
+ * bench_submit - what one task costs: empty fire-and-forget tasks and tasks
+ * with futures, on crew and on a textbook mutex+condvar pool written here as
+ * the baseline, interleaved in one process.
+ *
+ *   bench/bench_submit [--quick] [--tasks N] [--workers N] [--reps N]
+ *
+ * Each row runs once to warm up, then --reps times (default 5), alternating
+ * crew and the baseline; it prints the median and the min-max in tasks per
+ * second and the ratio of the medians. Wall time on a small shared machine
+ * is noisy: read the ratio, and repeat.
+ */
+#include <crew.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(void)
 {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------ the textbook baseline */
+
+/* A bounded ring of (fn, arg), one mutex, two condition variables. */
+struct tb_job {
+  void (*fn)(void *);
+  void *arg;
+};
+
+struct tb_pool {
+  pthread_mutex_t lock;
+  pthread_cond_t not_empty, not_full;
+  struct tb_job *ring;
+  size_t cap, head, count;
+  int stop;
+  size_t nthreads;
+  pthread_t *threads;
+};
+
+static void *tb_worker(void *arg)
+{
+  struct tb_pool *p = arg;
+  for (;;) {
+    pthread_mutex_lock(&p->lock);
+    while (p->count == 0 && !p->stop)
+      pthread_cond_wait(&p->not_empty, &p->lock);
+    if (p->count == 0) {
+      pthread_mutex_unlock(&p->lock);
+      return NULL;
+    }
+    struct tb_job job = p->ring[p->head];
+    p->head = (p->head + 1) % p->cap;
+    p->count--;
+    pthread_cond_signal(&p->not_full);
+    pthread_mutex_unlock(&p->lock);
+    job.fn(job.arg);
+  }
+}
+
+static struct tb_pool *tb_create(size_t nthreads, size_t cap)
+{
+  struct tb_pool *p = calloc(1, sizeof *p);
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->not_empty, NULL);
+  pthread_cond_init(&p->not_full, NULL);
+  p->ring = calloc(cap, sizeof *p->ring);
+  p->cap = cap;
+  p->nthreads = nthreads;
+  p->threads = calloc(nthreads, sizeof *p->threads);
+  for (size_t i = 0; i < nthreads; i++)
+    pthread_create(&p->threads[i], NULL, tb_worker, p);
+  return p;
+}
+
+static void tb_submit(struct tb_pool *p, void (*fn)(void *), void *arg)
+{
+  pthread_mutex_lock(&p->lock);
+  while (p->count == p->cap)
+    pthread_cond_wait(&p->not_full, &p->lock);
+  p->ring[(p->head + p->count) % p->cap] = (struct tb_job){fn, arg};
+  p->count++;
+  pthread_cond_signal(&p->not_empty);
+  pthread_mutex_unlock(&p->lock);
+}
+
+static void tb_destroy(struct tb_pool *p)
+{
+  pthread_mutex_lock(&p->lock);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->not_empty);
+  pthread_mutex_unlock(&p->lock);
+  for (size_t i = 0; i < p->nthreads; i++)
+    pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  free(p->ring);
+  pthread_cond_destroy(&p->not_full);
+  pthread_cond_destroy(&p->not_empty);
+  pthread_mutex_destroy(&p->lock);
+  free(p);
+}
+
+/* A future for the baseline: a mutex, a condition variable, a value. */
+struct tb_future {
+  pthread_mutex_t lock;
+  pthread_cond_t done_cv;
+  int done;
+  long x, result;
+};
+
+static void tb_square(void *arg)
+{
+  struct tb_future *f = arg;
+  pthread_mutex_lock(&f->lock);
+  f->result = f->x * f->x;
+  f->done = 1;
+  pthread_cond_signal(&f->done_cv);
+  pthread_mutex_unlock(&f->lock);
+}
+
+static void tb_nothing(void *arg)
+{
+  (void)arg;
+}
+
+/* ------------------------------------------------------------ workloads */
+
+static size_t opt_tasks = 1000000, opt_workers = 2, opt_reps = 5;
+
+static int crew_nothing(const void *in, void *out)
+{
+  (void)in;
+  (void)out;
+  return 0;
+}
+
+static int crew_square(const void *in, void *out)
+{
+  long x = *(const long *)in;
+  *(long *)out = x * x;
+  return 0;
+}
+
+static crew_pool *crew_start(void)
+{
+  crew_config cfg;
+  crew_config_init(&cfg);
+  cfg.workers = opt_workers;
+  crew_pool *pool;
+  if (crew_pool_create(&pool, &cfg) != 0) {
+    fprintf(stderr, "bench: cannot create a pool\n");
+    exit(1);
+  }
+  return pool;
+}
+
+/* Empty fire-and-forget tasks, from submit of the first to the last done. */
+static double crew_empty(size_t n)
+{
+  crew_pool *pool = crew_start();
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; i++)
+    crew_submit(pool, crew_nothing, NULL, 0, 0, NULL);
+  crew_pool_shutdown(pool, CREW_DRAIN);
+  uint64_t t1 = now_ns();
+  crew_pool_destroy(pool);
+  return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static double textbook_empty(size_t n)
+{
+  struct tb_pool *p = tb_create(opt_workers, 1024);
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; i++)
+    tb_submit(p, tb_nothing, NULL);
+  tb_destroy(p);
+  uint64_t t1 = now_ns();
+  return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+/* Tasks returning x*x through a future; all kept, then summed. */
+static double crew_futures(size_t n)
+{
+  crew_pool *pool = crew_start();
+  crew_future **fs = malloc(n * sizeof *fs);
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; i++) {
+    long x = (long)i;
+    crew_submit(pool, crew_square, &x, sizeof x, sizeof x, &fs[i]);
+  }
+  long sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    long r = 0;
+    crew_future_get(fs[i], &r, sizeof r);
+    sum += r;
+    crew_future_release(fs[i]);
+  }
+  uint64_t t1 = now_ns();
+  crew_pool_destroy(pool);
+  free(fs);
+  if (sum == 42)
+    puts(""); /* keep the sum alive */
+  return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static double textbook_futures(size_t n)
+{
+  struct tb_pool *p = tb_create(opt_workers, 1024);
+  struct tb_future **fs = malloc(n * sizeof *fs);
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; i++) {
+    struct tb_future *f = malloc(sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->done_cv, NULL);
+    f->done = 0;
+    f->x = (long)i;
+    fs[i] = f;
+    tb_submit(p, tb_square, f);
+  }
+  long sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct tb_future *f = fs[i];
+    pthread_mutex_lock(&f->lock);
+    while (!f->done)
+      pthread_cond_wait(&f->done_cv, &f->lock);
+    sum += f->result;
+    pthread_mutex_unlock(&f->lock);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+  }
+  uint64_t t1 = now_ns();
+  tb_destroy(p);
+  free(fs);
+  if (sum == 42)
+    puts("");
+  return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+/* ------------------------------------------------------------- reporting */
+
+static int compare_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+struct summary {
+  double median, min, max;
+};
+
+static struct summary summarise(double *v, size_t n)
+{
+  qsort(v, n, sizeof *v, compare_double);
+  return (struct summary){v[n / 2], v[0], v[n - 1]};
+}
+
+static void row(const char *name, double (*ours)(size_t),
+                double (*baseline)(size_t), size_t n)
+{
+  double a[64], b[64];
+  ours(n / 10); /* warm up */
+  baseline(n / 10);
+  for (size_t r = 0; r < opt_reps; r++) {
+    a[r] = ours(n);
+    b[r] = baseline(n);
+  }
+  struct summary s = summarise(a, opt_reps), t = summarise(b, opt_reps);
+  printf("%-28s %9.2f M/s (%6.2f-%6.2f)   %9.2f M/s (%6.2f-%6.2f)   %5.2fx\n",
+         name, s.median / 1e6, s.min / 1e6, s.max / 1e6, t.median / 1e6,
+         t.min / 1e6, t.max / 1e6, s.median / t.median);
+}
+
+int main(int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) {
+      opt_tasks = 100000;
+      opt_reps = 3;
+    } else if (strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) {
+      opt_tasks = strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+      opt_workers = strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+      opt_reps = strtoul(argv[++i], NULL, 10);
+    } else {
+      fprintf(stderr,
+              "usage: %s [--quick] [--tasks N] [--workers N] "
+              "[--reps N]\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  if (opt_reps < 1 || opt_reps > 64 || opt_tasks < 10 || opt_workers < 1) {
+    fprintf(stderr, "bench: reps 1..64, tasks >= 10, workers >= 1\n");
+    return 2;
+  }
+  printf("crew %s: %zu workers, %zu tasks, median of %zu (min-max)\n",
+         crew_version(), opt_workers, opt_tasks, opt_reps);
+  printf("%-28s %-31s %-31s %s\n", "workload", "crew", "textbook pool",
+         "ratio");
+  row("empty, fire and forget", crew_empty, textbook_empty, opt_tasks);
+  row("x*x through a future", crew_futures, textbook_futures, opt_tasks / 5);
   return 0;
 }

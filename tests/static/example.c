@@ -1,4 +1,62 @@
+/*
+ * example.c - a program built outside the tree against an installed
+ * libcrew.a, with the flags pkg-config gives for a static link:
+ *
+ *   cc -static example.c $(pkg-config --static --cflags --libs crew)
+ *
+ * It submits a few tasks with futures and maps over an array, and exits 0
+ * only if every result is right.
+ */
+#include <crew.h>
+
+#include <stdio.h>
+
+static int cube(const void *in, void *out)
+{
+  long x = *(const long *)in;
+  *(long *)out = x * x * x;
+  return 0;
+}
+
 int main(void)
 {
+  crew_config cfg;
+  crew_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.name = "static";
+  crew_pool *pool;
+  int rc = crew_pool_create(&pool, &cfg);
+  if (rc != 0) {
+    fprintf(stderr, "crew_pool_create: %s\n", crew_strerror(rc));
+    return 1;
+  }
+
+  crew_future *futures[4];
+  for (long i = 0; i < 4; i++) {
+    rc = crew_submit(pool, cube, &i, sizeof i, sizeof(long), &futures[i]);
+    if (rc != 0) {
+      fprintf(stderr, "crew_submit: %s\n", crew_strerror(rc));
+      return 1;
+    }
+  }
+  long sum = 0;
+  for (int i = 0; i < 4; i++) {
+    long r = 0;
+    if (crew_future_get(futures[i], &r, sizeof r) != 0)
+      return 1;
+    sum += r;
+    crew_future_release(futures[i]);
+  }
+
+  long in[100], out[100];
+  for (long i = 0; i < 100; i++)
+    in[i] = i;
+  rc = crew_map(pool, cube, in, sizeof in[0], out, sizeof out[0], 100);
+  crew_pool_destroy(pool);
+  if (rc != 0 || sum != 0 + 1 + 8 + 27 || out[99] != 970299) {
+    fprintf(stderr, "wrong results (rc %d, sum %ld)\n", rc, sum);
+    return 1;
+  }
+  printf("crew %s, linked statically: ok\n", crew_version());
   return 0;
 }
