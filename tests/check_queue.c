@@ -16,24 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Check's ck_assert_* record a "mark point" (a locked write) on success, which
- * is slow in hot loops and, being a lock, could hide races from TSan. Hot
- * paths use these instead: silent on success.
- */
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      ck_abort_msg("'%s' failed", #cond);                                      \
-  } while (0)
-#define REQUIRE_RC(rc, want)                                                   \
-  do {                                                                         \
-    int rc_ = (rc);                                                            \
-    if (rc_ != (want))                                                         \
-      ck_abort_msg("'%s' returned %d, expected %d (%s)", #rc, rc_, (want),     \
-                   #want);                                                     \
-  } while (0)
-
+/* Hot paths use testutil.h's quiet assertions: silent on success. */
 #define NEG_WAIT (50 * MS) /* how long a negative check waits */
 #define SENTINEL 0xABABABABABABABABull
 
@@ -1396,29 +1379,29 @@ static void produce(mpmc *m, uint32_t id, uint64_t seq, size_t n, uint64_t r)
   tagged batch[8];
   crew_queue *q = m->q;
   if (!m->mixed || n == 1) {
-    REQUIRE(n == 1);
+    quiet_assert(n == 1);
     tagged t = make_tag(id, seq);
     switch (m->mixed ? r % 4 : 0) {
     case 0:
-      REQUIRE_RC(crew_queue_push(q, &t), 0);
+      quiet_assert_int_eq(crew_queue_push(q, &t), 0);
       break;
     case 1:
-      REQUIRE_RC(crew_queue_push_timed(q, &t, CREW_FOREVER), 0);
+      quiet_assert_int_eq(crew_queue_push_timed(q, &t, CREW_FOREVER), 0);
       break;
     case 2: /* poll */
       for (int rc; (rc = crew_queue_push_timed(q, &t, 0)) != 0;) {
-        REQUIRE_RC(rc, CREW_ETIMEDOUT);
+        quiet_assert_int_eq(rc, CREW_ETIMEDOUT);
         sched_yield();
       }
       break;
     default: /* short timeout */
       for (int rc; (rc = crew_queue_push_timed(q, &t, MS)) != 0;)
-        REQUIRE_RC(rc, CREW_ETIMEDOUT);
+        quiet_assert_int_eq(rc, CREW_ETIMEDOUT);
       break;
     }
     return;
   }
-  REQUIRE(n <= 8);
+  quiet_assert(n <= 8);
   for (size_t i = 0; i < n; i++)
     batch[i] = make_tag(id, seq + i);
   uint64_t timeout = r % 3 == 0 ? CREW_FOREVER : r % 3 == 1 ? 0 : MS;
@@ -1426,13 +1409,13 @@ static void produce(mpmc *m, uint32_t id, uint64_t seq, size_t n, uint64_t r)
   while (done < n) {
     size_t pushed = 99;
     int rc = crew_queue_push_many(q, batch + done, n - done, &pushed, timeout);
-    REQUIRE(pushed <= n - done);
+    quiet_assert(pushed <= n - done);
     done += pushed;
     if (rc == 0)
-      REQUIRE(done == n);
+      quiet_assert(done == n);
     else {
-      REQUIRE_RC(rc, CREW_ETIMEDOUT);
-      REQUIRE(timeout != CREW_FOREVER);
+      quiet_assert_int_eq(rc, CREW_ETIMEDOUT);
+      quiet_assert(timeout != CREW_FOREVER);
       if (timeout == 0)
         sched_yield();
     }
@@ -1461,10 +1444,11 @@ static void *producer_main(void *arg)
 /* Check one consumed item; last[p] is 1 + the last seq seen of producer p. */
 static void consume(mpmc *m, const tagged *t, uint64_t *last)
 {
-  REQUIRE(t->producer < m->producers);
-  REQUIRE(t->seq < m->per_producer);
-  REQUIRE(t->check == ~(uint32_t)t->seq);
-  REQUIRE(t->magic == (TAG_MAGIC ^ ((uint64_t)t->producer << 40) ^ t->seq));
+  quiet_assert(t->producer < m->producers);
+  quiet_assert(t->seq < m->per_producer);
+  quiet_assert(t->check == ~(uint32_t)t->seq);
+  quiet_assert(t->magic ==
+               (TAG_MAGIC ^ ((uint64_t)t->producer << 40) ^ t->seq));
   if (t->seq + 1 <= last[t->producer])
     ck_abort_msg("producer %u: seq %llu after %llu", t->producer,
                  (unsigned long long)t->seq,
@@ -1508,17 +1492,17 @@ static bool consume_some(mpmc *m, uint64_t *last, uint64_t r)
     uint64_t timeout = r % 6 == 4 ? CREW_FOREVER : 0;
     rc = crew_queue_pop_many(m->q, buf, max, &popped, timeout);
     if (rc == CREW_ETIMEDOUT) {
-      REQUIRE(timeout == 0);
-      REQUIRE(popped == 0);
+      quiet_assert(timeout == 0);
+      quiet_assert(popped == 0);
       sched_yield();
       return true;
     }
     if (rc == 0) {
-      REQUIRE(popped >= 1 && popped <= max);
+      quiet_assert(popped >= 1 && popped <= max);
       for (size_t i = 0; i < popped; i++)
         consume(m, &buf[i], last);
     } else {
-      REQUIRE(popped == 0);
+      quiet_assert(popped == 0);
     }
     goto done;
   }
@@ -1528,7 +1512,7 @@ static bool consume_some(mpmc *m, uint64_t *last, uint64_t r)
 done:
   if (rc == CREW_ECLOSED)
     return false;
-  REQUIRE_RC(rc, 0);
+  quiet_assert_int_eq(rc, 0);
   return true;
 }
 
@@ -1600,13 +1584,13 @@ static void run_mpmc(const mpmc_config *c, bool mixed, size_t total)
 
 START_TEST(mpmc_blocking_every_item_once_in_order)
 {
-  run_mpmc(&mpmc_configs[_i], false, scaled(8000));
+  run_mpmc(&mpmc_configs[_i], false, scaled(4000));
 }
 END_TEST
 
 START_TEST(mpmc_mixed_calls_every_item_once_in_order)
 {
-  run_mpmc(&mpmc_configs[_i], true, scaled(8000));
+  run_mpmc(&mpmc_configs[_i], true, scaled(4000));
 }
 END_TEST
 
@@ -1620,20 +1604,20 @@ static void *stream_producer(void *arg)
 {
   stream *s = arg;
   for (uint64_t i = 0; i < s->rounds; i++)
-    REQUIRE_RC(crew_queue_push(s->q, &i), 0);
+    quiet_assert_int_eq(crew_queue_push(s->q, &i), 0);
   crew_queue_close(s->q);
   return NULL;
 }
 
 START_TEST(ping_pong_through_capacity_one)
 {
-  stream s = {.q = make_queue(1, 8), .rounds = scaled(100000)};
+  stream s = {.q = make_queue(1, 8), .rounds = scaled(20000)};
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, stream_producer, &s), 0);
   uint64_t v = SENTINEL;
   for (uint64_t i = 0; i < s.rounds; i++) {
-    REQUIRE_RC(crew_queue_pop(s.q, &v), 0);
-    REQUIRE(v == i);
+    quiet_assert_int_eq(crew_queue_pop(s.q, &v), 0);
+    quiet_assert(v == i);
   }
   ck_assert_int_eq(crew_queue_pop(s.q, &v), CREW_ECLOSED);
   join_thread(th);
@@ -1652,7 +1636,7 @@ static void *echo_main(void *arg)
   uint64_t v;
   int rc;
   while ((rc = crew_queue_pop(e->there, &v)) == 0)
-    REQUIRE_RC(crew_queue_push(e->back, &v), 0);
+    quiet_assert_int_eq(crew_queue_push(e->back, &v), 0);
   ck_assert_int_eq(rc, CREW_ECLOSED);
   return NULL;
 }
@@ -1662,12 +1646,12 @@ START_TEST(round_trips_through_two_capacity_one_queues)
   echo e = {.there = make_queue(1, 8), .back = make_queue(1, 8)};
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, echo_main, &e), 0);
-  uint64_t rounds = scaled(20000);
+  uint64_t rounds = scaled(5000);
   for (uint64_t i = 0; i < rounds; i++) {
     uint64_t v = SENTINEL;
-    REQUIRE_RC(crew_queue_push(e.there, &i), 0);
-    REQUIRE_RC(crew_queue_pop(e.back, &v), 0);
-    REQUIRE(v == i);
+    quiet_assert_int_eq(crew_queue_push(e.there, &i), 0);
+    quiet_assert_int_eq(crew_queue_pop(e.back, &v), 0);
+    quiet_assert(v == i);
   }
   crew_queue_close(e.there);
   join_thread(th);
@@ -1723,20 +1707,21 @@ START_TEST(popper_of_the_last_item_may_destroy_the_queue_at_once)
                            .first = 100u * (uint64_t)(i + 1),
                            .how = (int)((round + (size_t)i) % 3),
                            .rc = 1};
-      REQUIRE_RC(pthread_create(&p[i].th, NULL, last_pusher_main, &p[i]), 0);
+      quiet_assert_int_eq(
+          pthread_create(&p[i].th, NULL, last_pusher_main, &p[i]), 0);
     }
     uint64_t next[2] = {100, 200};
     for (int k = 0; k < 2 * LAST_PUSHES; k++) {
       uint64_t v = SENTINEL;
-      REQUIRE_RC(crew_queue_pop(q, &v), 0);
+      quiet_assert_int_eq(crew_queue_pop(q, &v), 0);
       int from = v >= 200;
-      REQUIRE(v == next[from]);
+      quiet_assert(v == next[from]);
       next[from]++;
     }
     crew_queue_destroy(q); /* the pushers may still be returning */
     for (int i = 0; i < 2; i++) {
-      REQUIRE_RC(pthread_join(p[i].th, NULL), 0);
-      REQUIRE_RC(p[i].rc, 0);
+      quiet_assert_int_eq(pthread_join(p[i].th, NULL), 0);
+      quiet_assert_int_eq(p[i].rc, 0);
     }
   }
 }

@@ -30,10 +30,10 @@
 #include <string.h>
 
 /*
- * Every build, the sanitizer builds included, runs the full sizes: measured
- * on 2 cores, the default run takes about 80 s under ThreadSanitizer and
- * about 60 s under ASan+UBSan, within their budget. To shrink the sizes
- * anyway (a slower machine), build with -DSIZE_DIVISOR=N.
+ * Every build, the sanitizer builds included, runs the full sizes: on
+ * 2 cores the default run takes about 6 s, and well under a minute under
+ * ThreadSanitizer. To shrink the sizes anyway (a slower machine), build
+ * with -DSIZE_DIVISOR=N.
  */
 #ifndef SIZE_DIVISOR
 #define SIZE_DIVISOR 1
@@ -42,16 +42,15 @@
 #define MAGIC 0x5eedc0deu
 
 /*
- * Base sizes (before scaled()). ONCE_TASKS is the issue's 10^6 tasks through
- * 4 producers and 4 workers. On a 2-core machine every hand-off through a
- * full 64-slot queue costs a futex wake-up (about 10 us of CPU per task, most
- * of it system time), so the windowed run and the queue torture are smaller,
- * to keep the default suite well under 30 s; `make stress` (x20) runs
- * 2 * 10^7 fire-and-forget tasks and 5 * 10^6 of each of the others.
+ * Base sizes (before scaled()): the issue's 10^6 tasks through 4 producers
+ * and 4 workers, fire and forget and with futures, and 10^6 items through
+ * the bare queue. `make stress` (x20) runs 2 * 10^7 of each. Assertions on
+ * the hot paths are the quiet ones of testutil.h: Check's own would send a
+ * message per passing check and serialise the threads under test.
  */
 #define ONCE_TASKS        1000000 /* fire and forget */
-#define ONCE_WINDOW_TASKS 250000  /* each with a future: costlier */
-#define QT_ITEMS          250000
+#define ONCE_WINDOW_TASKS 1000000 /* each with a future */
+#define QT_ITEMS          1000000
 
 /* scaled(n) divided by SIZE_DIVISOR, at least 1. */
 static size_t size_of(size_t n)
@@ -79,23 +78,23 @@ static uint64_t next_rand(uint64_t *state)
 
 static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-  ck_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
+  quiet_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
 }
 
 static void join_thread(pthread_t t)
 {
-  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  quiet_assert_int_eq(pthread_join(t, NULL), 0);
 }
 
 /* Shut the pool down with CREW_DRAIN and read its final counters. */
 static crew_stats drain_and_stats(crew_pool *pool)
 {
   crew_stats st;
-  ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
-  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
-  ck_assert_uint_eq(st.queued, 0);
-  ck_assert_uint_eq(st.running, 0);
-  ck_assert_uint_eq(st.workers, 0);
+  quiet_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+  quiet_assert_int_eq(crew_pool_stats(pool, &st), 0);
+  quiet_assert_uint_eq(st.queued, 0);
+  quiet_assert_uint_eq(st.running, 0);
+  quiet_assert_uint_eq(st.workers, 0);
   return st;
 }
 
@@ -150,9 +149,9 @@ struct once_producer {
 static void once_settle(crew_future *f, uint32_t seq)
 {
   uint64_t v = 0;
-  ck_assert_int_eq(crew_future_get(f, &v, sizeof v), 0);
-  ck_assert_int_eq(crew_future_status(f), 0);
-  ck_assert_uint_eq(v, (uint64_t)seq * 2 + 1);
+  quiet_assert_int_eq(crew_future_get(f, &v, sizeof v), 0);
+  quiet_assert_int_eq(crew_future_status(f), 0);
+  quiet_assert_uint_eq(v, (uint64_t)seq * 2 + 1);
   crew_future_release(f);
 }
 
@@ -170,15 +169,16 @@ static void *once_producer_main(void *arg)
     in.seq = seq;
     in.magic = MAGIC;
     if (!p->window) {
-      ck_assert_int_eq(
+      quiet_assert_int_eq(
           crew_submit(ctx->pool, once_task, &in, sizeof in, 0, NULL), 0);
       continue;
     }
     if (seq >= ONCE_WINDOW)
       once_settle(window[seq % ONCE_WINDOW], seq - ONCE_WINDOW);
-    ck_assert_int_eq(crew_submit(ctx->pool, once_task, &in, sizeof in,
-                                 sizeof(uint64_t), &window[seq % ONCE_WINDOW]),
-                     0);
+    quiet_assert_int_eq(crew_submit(ctx->pool, once_task, &in, sizeof in,
+                                    sizeof(uint64_t),
+                                    &window[seq % ONCE_WINDOW]),
+                        0);
   }
   if (p->window)
     for (uint32_t seq = n > ONCE_WINDOW ? n - ONCE_WINDOW : 0; seq < n; seq++)
@@ -192,7 +192,7 @@ static void run_exactly_once(bool window, size_t tasks)
   struct once_ctx ctx = {.per_producer = tasks / ONCE_PRODUCERS};
   size_t total = ctx.per_producer * ONCE_PRODUCERS;
   ctx.marks = calloc(total, sizeof *ctx.marks);
-  ck_assert_ptr_nonnull(ctx.marks);
+  quiet_assert_ptr_nonnull(ctx.marks);
   atomic_init(&ctx.checksum, 0);
   atomic_init(&ctx.bad, 0);
   ctx.pool = make_pool(4, 64);
@@ -209,17 +209,17 @@ static void run_exactly_once(bool window, size_t tasks)
 
   crew_stats st = drain_and_stats(ctx.pool);
   uint64_t bad = atomic_load(&ctx.bad), checksum = atomic_load(&ctx.checksum);
-  ck_assert_uint_eq(bad, 0);
+  quiet_assert_uint_eq(bad, 0);
   for (size_t id = 0; id < total; id++)
-    ck_assert_msg(atomic_load(&ctx.marks[id]) == 1,
-                  "task %zu (producer %zu seq %zu) ran %u times", id,
-                  id / ctx.per_producer, id % ctx.per_producer,
-                  (unsigned)atomic_load(&ctx.marks[id]));
-  ck_assert_uint_eq(checksum, (uint64_t)total * (total + 1) / 2);
-  ck_assert_uint_eq(st.submitted, total);
-  ck_assert_uint_eq(st.completed, total);
-  ck_assert_uint_eq(st.failed, 0);
-  ck_assert_uint_eq(st.cancelled, 0);
+    quiet_assert_msg(atomic_load(&ctx.marks[id]) == 1,
+                     "task %zu (producer %zu seq %zu) ran %u times", id,
+                     id / ctx.per_producer, id % ctx.per_producer,
+                     (unsigned)atomic_load(&ctx.marks[id]));
+  quiet_assert_uint_eq(checksum, (uint64_t)total * (total + 1) / 2);
+  quiet_assert_uint_eq(st.submitted, total);
+  quiet_assert_uint_eq(st.completed, total);
+  quiet_assert_uint_eq(st.failed, 0);
+  quiet_assert_uint_eq(st.cancelled, 0);
   crew_pool_destroy(ctx.pool);
   free(ctx.marks);
 }
@@ -288,18 +288,18 @@ static void *mixed_producer_main(void *arg)
   struct mixed_ctx *ctx = p->ctx;
   size_t n = ctx->per_producer;
   crew_future **fs = calloc(n, sizeof *fs);
-  ck_assert_ptr_nonnull(fs);
+  quiet_assert_ptr_nonnull(fs);
   for (uint32_t seq = 0; seq < n; seq++) {
     size_t id = p->index * n + seq;
     struct mixed_in in = {.ctx = ctx, .producer = p->index, .seq = seq};
-    ck_assert_int_eq(
+    quiet_assert_int_eq(
         crew_submit(ctx->pool, mixed_task, &in, sizeof in, 0, &fs[seq]), 0);
-    ck_assert_int_eq(
+    quiet_assert_int_eq(
         crew_future_on_done(fs[seq], mixed_on_done, &ctx->done[id]), 0);
     ctx->cancel_rc[id] = 1; /* not tried */
     if (seq % 3 == 1) {
       int rc = crew_future_cancel(fs[seq]);
-      ck_assert_msg(rc == 0 || rc == CREW_EBUSY, "cancel gave %d", rc);
+      quiet_assert_msg(rc == 0 || rc == CREW_EBUSY, "cancel gave %d", rc);
       ctx->cancel_rc[id] = rc;
     }
   }
@@ -309,13 +309,13 @@ static void *mixed_producer_main(void *arg)
     uint32_t ran = atomic_load(&ctx->ran[id]);
     bool cancelled = ctx->cancel_rc[id] == 0;
     /* cancel() == 0 <=> CREW_ECANCELED <=> the body never ran */
-    ck_assert_int_eq(cancelled, st == CREW_ECANCELED);
-    ck_assert_uint_eq(ran, cancelled ? 0 : 1);
+    quiet_assert_int_eq(cancelled, st == CREW_ECANCELED);
+    quiet_assert_uint_eq(ran, cancelled ? 0 : 1);
     if (!cancelled)
-      ck_assert_int_eq(st, mixed_status(seq));
-    ck_assert_int_eq(crew_future_status(fs[seq]), st);
+      quiet_assert_int_eq(st, mixed_status(seq));
+    quiet_assert_int_eq(crew_future_status(fs[seq]), st);
     /* A second cancel finds it resolved. */
-    ck_assert_int_eq(crew_future_cancel(fs[seq]), CREW_EBUSY);
+    quiet_assert_int_eq(crew_future_cancel(fs[seq]), CREW_EBUSY);
     crew_future_release(fs[seq]);
   }
   free(fs);
@@ -329,7 +329,7 @@ START_TEST(mixed_outcomes_under_load)
   ctx.ran = calloc(total, sizeof *ctx.ran);
   ctx.done = calloc(total, sizeof *ctx.done);
   ctx.cancel_rc = calloc(total, sizeof *ctx.cancel_rc);
-  ck_assert(ctx.ran != NULL && ctx.done != NULL && ctx.cancel_rc != NULL);
+  quiet_assert(ctx.ran != NULL && ctx.done != NULL && ctx.cancel_rc != NULL);
   ctx.pool = make_pool(2, 64);
 
   struct mixed_producer prods[MIXED_PRODUCERS];
@@ -345,18 +345,18 @@ START_TEST(mixed_outcomes_under_load)
   crew_stats st = drain_and_stats(ctx.pool);
   uint64_t cancelled = 0, failing_ran = 0;
   for (size_t id = 0; id < total; id++) {
-    ck_assert_msg(atomic_load(&ctx.done[id]) == 1,
-                  "future %zu: on_done count %u", id,
-                  (unsigned)atomic_load(&ctx.done[id]));
+    quiet_assert_msg(atomic_load(&ctx.done[id]) == 1,
+                     "future %zu: on_done count %u", id,
+                     (unsigned)atomic_load(&ctx.done[id]));
     if (ctx.cancel_rc[id] == 0)
       cancelled++;
     else if (mixed_status((uint32_t)(id % ctx.per_producer)) != 0)
       failing_ran++;
   }
-  ck_assert_uint_eq(st.submitted, total);
-  ck_assert_uint_eq(st.completed + st.cancelled, st.submitted);
-  ck_assert_uint_eq(st.cancelled, cancelled);
-  ck_assert_uint_eq(st.failed, failing_ran);
+  quiet_assert_uint_eq(st.submitted, total);
+  quiet_assert_uint_eq(st.completed + st.cancelled, st.submitted);
+  quiet_assert_uint_eq(st.cancelled, cancelled);
+  quiet_assert_uint_eq(st.failed, failing_ran);
   crew_pool_destroy(ctx.pool);
   free(ctx.ran);
   free(ctx.done);
@@ -431,42 +431,43 @@ START_TEST(cancel_races_observers)
   pthread_t threads[2];
   for (size_t i = 0; i < 2; i++) {
     obs[i] = (struct observer){.ready = &ready, .seen = &seen, .poll = i == 1};
-    ck_assert_int_eq(
+    quiet_assert_int_eq(
         crew_queue_create(&obs[i].inbox, 1, sizeof(crew_future *), 0), 0);
     start_thread(&threads[i], observer_main, &obs[i]);
   }
   for (size_t done = 0; done < rounds;) {
     /* One worker, parked at the gate: every task behind it stays queued. */
     crew_pool *pool = make_pool(1, OBS_BATCH + 1);
-    ck_assert_int_eq(crew_submit(pool, gate_task, &gp, sizeof gp, 0, NULL), 0);
+    quiet_assert_int_eq(crew_submit(pool, gate_task, &gp, sizeof gp, 0, NULL),
+                        0);
     for (size_t k = 0; k < OBS_BATCH && done < rounds; k++, done++) {
       crew_future *f = NULL;
-      ck_assert_int_eq(crew_submit(pool, never_task, NULL, 0, 0, &f), 0);
+      quiet_assert_int_eq(crew_submit(pool, never_task, NULL, 0, 0, &f), 0);
       for (size_t i = 0; i < 2; i++)
-        ck_assert_int_eq(crew_queue_push(obs[i].inbox, &f), 0);
+        quiet_assert_int_eq(crew_queue_push(obs[i].inbox, &f), 0);
       signal_wait(&ready, 2); /* both observers are about to look */
-      ck_assert_int_eq(crew_future_cancel(f), 0);
+      quiet_assert_int_eq(crew_future_cancel(f), 0);
       signal_wait(&seen, 2);
-      ck_assert_int_eq(crew_future_status(f), CREW_ECANCELED);
+      quiet_assert_int_eq(crew_future_status(f), CREW_ECANCELED);
       crew_future_release(f);
     }
     gate_open(&g, 1);
     crew_stats st = drain_and_stats(pool);
     crew_pool_destroy(pool);
-    ck_assert_uint_eq(st.completed, 1);
-    ck_assert_uint_eq(st.cancelled, st.submitted - 1);
+    quiet_assert_uint_eq(st.completed, 1);
+    quiet_assert_uint_eq(st.cancelled, st.submitted - 1);
   }
   for (size_t i = 0; i < 2; i++) {
     crew_queue_close(obs[i].inbox);
     join_thread(threads[i]);
     crew_queue_destroy(obs[i].inbox);
   }
-  ck_assert_msg(obs[0].wrong == 0 && obs[1].wrong == 0,
-                "of %zu cancelled futures, crew_future_wait saw %llu "
-                "(last: %d) and crew_future_status saw %llu (last: %d) "
-                "resolved with a status other than CREW_ECANCELED",
-                rounds, (unsigned long long)obs[0].wrong, obs[0].last_wrong,
-                (unsigned long long)obs[1].wrong, obs[1].last_wrong);
+  quiet_assert_msg(obs[0].wrong == 0 && obs[1].wrong == 0,
+                   "of %zu cancelled futures, crew_future_wait saw %llu "
+                   "(last: %d) and crew_future_status saw %llu (last: %d) "
+                   "resolved with a status other than CREW_ECANCELED",
+                   rounds, (unsigned long long)obs[0].wrong, obs[0].last_wrong,
+                   (unsigned long long)obs[1].wrong, obs[1].last_wrong);
   gate_fini(&g);
   signal_fini(&ready);
   signal_fini(&seen);
@@ -531,14 +532,14 @@ static void *racer_main(void *arg)
     int rc = crew_submit(ctx->pool, race_task, &in, sizeof in, 0,
                          in.future ? &f : NULL);
     if (rc == CREW_ECLOSED) {
-      ck_assert_ptr_null(f); /* no task, no future */
+      quiet_assert_ptr_null(f); /* no task, no future */
       /* Closed stays closed. */
-      ck_assert_int_eq(crew_submit(ctx->pool, race_task, &in, sizeof in, 0,
-                                   in.future ? &f : NULL),
-                       CREW_ECLOSED);
+      quiet_assert_int_eq(crew_submit(ctx->pool, race_task, &in, sizeof in, 0,
+                                      in.future ? &f : NULL),
+                          CREW_ECLOSED);
       break;
     }
-    ck_assert_msg(rc == 0, "racer %u: submit gave %d", r->index, rc);
+    quiet_assert_msg(rc == 0, "racer %u: submit gave %d", r->index, rc);
     if (in.future) {
       r->future_accepted++;
       if (outstanding == RACE_WINDOW) {
@@ -576,7 +577,7 @@ static void race_round(int how)
     start_thread(&threads[i], racer_main, &racers[i]);
   }
   signal_wait(&ctx.going, RACERS); /* every racer is submitting */
-  ck_assert_int_eq(crew_pool_shutdown(ctx.pool, how), 0);
+  quiet_assert_int_eq(crew_pool_shutdown(ctx.pool, how), 0);
   for (size_t i = 0; i < RACERS; i++)
     join_thread(threads[i]);
 
@@ -588,25 +589,25 @@ static void race_round(int how)
     future_cancelled += racers[i].future_cancelled;
   }
   crew_stats st;
-  ck_assert_int_eq(crew_pool_stats(ctx.pool, &st), 0);
+  quiet_assert_int_eq(crew_pool_stats(ctx.pool, &st), 0);
   uint64_t ran_plain = atomic_load(&ctx.ran_plain);
   uint64_t ran_future = atomic_load(&ctx.ran_future);
-  ck_assert_uint_eq(st.submitted, plain + future);
-  ck_assert_uint_eq(st.completed, ran_plain + ran_future);
-  ck_assert_uint_eq(st.failed, 0);
-  ck_assert_uint_eq(st.queued, 0);
-  ck_assert_uint_eq(st.running, 0);
-  ck_assert_uint_eq(future, future_ran + future_cancelled);
-  ck_assert_uint_eq(ran_future, future_ran);
+  quiet_assert_uint_eq(st.submitted, plain + future);
+  quiet_assert_uint_eq(st.completed, ran_plain + ran_future);
+  quiet_assert_uint_eq(st.failed, 0);
+  quiet_assert_uint_eq(st.queued, 0);
+  quiet_assert_uint_eq(st.running, 0);
+  quiet_assert_uint_eq(future, future_ran + future_cancelled);
+  quiet_assert_uint_eq(ran_future, future_ran);
   if (how == CREW_DRAIN) {
-    ck_assert_uint_eq(st.cancelled, 0);
-    ck_assert_uint_eq(plain, ran_plain);
-    ck_assert_uint_eq(future_cancelled, 0);
+    quiet_assert_uint_eq(st.cancelled, 0);
+    quiet_assert_uint_eq(plain, ran_plain);
+    quiet_assert_uint_eq(future_cancelled, 0);
   } else {
-    ck_assert_uint_ge(st.cancelled, future_cancelled);
-    ck_assert_uint_eq(plain, ran_plain + (st.cancelled - future_cancelled));
+    quiet_assert_uint_ge(st.cancelled, future_cancelled);
+    quiet_assert_uint_eq(plain, ran_plain + (st.cancelled - future_cancelled));
   }
-  ck_assert_uint_eq(plain + future, ran_plain + ran_future + st.cancelled);
+  quiet_assert_uint_eq(plain + future, ran_plain + ran_future + st.cancelled);
   crew_pool_destroy(ctx.pool);
   signal_fini(&ctx.going);
 }
@@ -650,36 +651,36 @@ START_TEST(submit_cancel_shutdown_rounds)
     _Atomic int *flag = &ran;
     crew_pool *pool = make_pool(1 + round % 2, 4);
     crew_future *f = NULL;
-    ck_assert_int_eq(
+    quiet_assert_int_eq(
         crew_submit(pool, flag_task, &flag, sizeof flag, sizeof(uint32_t), &f),
         0);
-    ck_assert_int_eq(crew_future_on_done(f, count_done, &done), 0);
+    quiet_assert_int_eq(crew_future_on_done(f, count_done, &done), 0);
     int crc = crew_future_cancel(f);
-    ck_assert_msg(crc == 0 || crc == CREW_EBUSY, "round %zu: cancel gave %d",
-                  round, crc);
-    ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+    quiet_assert_msg(crc == 0 || crc == CREW_EBUSY, "round %zu: cancel gave %d",
+                     round, crc);
+    quiet_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
     crew_stats st;
-    ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
+    quiet_assert_int_eq(crew_pool_stats(pool, &st), 0);
     crew_pool_destroy(pool);
 
-    ck_assert(crew_future_done(f));
+    quiet_assert(crew_future_done(f));
     int ran_count = atomic_load(&ran), done_count = atomic_load(&done);
-    ck_assert_int_eq(done_count, 1);
+    quiet_assert_int_eq(done_count, 1);
     uint32_t out = 0;
     if (crc == 0) {
-      ck_assert_int_eq(crew_future_get(f, &out, sizeof out), CREW_ECANCELED);
-      ck_assert_uint_eq(out, 0);
-      ck_assert_int_eq(ran_count, 0);
-      ck_assert_uint_eq(st.cancelled, 1);
-      ck_assert_uint_eq(st.completed, 0);
+      quiet_assert_int_eq(crew_future_get(f, &out, sizeof out), CREW_ECANCELED);
+      quiet_assert_uint_eq(out, 0);
+      quiet_assert_int_eq(ran_count, 0);
+      quiet_assert_uint_eq(st.cancelled, 1);
+      quiet_assert_uint_eq(st.completed, 0);
     } else {
-      ck_assert_int_eq(crew_future_get(f, &out, sizeof out), 0);
-      ck_assert_uint_eq(out, 7);
-      ck_assert_int_eq(ran_count, 1);
-      ck_assert_uint_eq(st.cancelled, 0);
-      ck_assert_uint_eq(st.completed, 1);
+      quiet_assert_int_eq(crew_future_get(f, &out, sizeof out), 0);
+      quiet_assert_uint_eq(out, 7);
+      quiet_assert_int_eq(ran_count, 1);
+      quiet_assert_uint_eq(st.cancelled, 0);
+      quiet_assert_uint_eq(st.completed, 1);
     }
-    ck_assert_uint_eq(st.submitted, 1);
+    quiet_assert_uint_eq(st.submitted, 1);
     crew_future_release(f);
   }
 }
@@ -736,7 +737,7 @@ START_TEST(fan_out_during_drain)
 {
   size_t rounds = size_of(300);
   struct tree_ctx *ctx = malloc(sizeof *ctx);
-  ck_assert_ptr_nonnull(ctx);
+  quiet_assert_ptr_nonnull(ctx);
   for (size_t round = 0; round < rounds; round++) {
     memset(ctx, 0, sizeof *ctx);
     signal_init(&ctx->midway);
@@ -744,40 +745,40 @@ START_TEST(fan_out_during_drain)
     ctx->pool = make_pool(2 + round % 3, 8);
 
     struct node_in root = {.ctx = ctx, .id = 1, .depth = 0};
-    ck_assert_int_eq(
+    quiet_assert_int_eq(
         crew_submit(ctx->pool, node_task, &root, sizeof root, 0, NULL), 0);
     atomic_fetch_add(&ctx->accepted[1], 1);
     signal_wait(&ctx->midway, 1);
     crew_stats st = drain_and_stats(ctx->pool);
 
     uint32_t bad = atomic_load(&ctx->bad);
-    ck_assert_uint_eq(bad, 0);
+    quiet_assert_uint_eq(bad, 0);
     uint64_t accepted = 0, ran = 0;
     for (uint32_t id = 1; id < TREE_NODES; id++) {
       uint32_t a = atomic_load(&ctx->accepted[id]);
       uint32_t c = atomic_load(&ctx->closed[id]);
       uint32_t r = atomic_load(&ctx->ran[id]);
-      ck_assert_msg(a + c <= 1, "round %zu node %u submitted %u times", round,
-                    id, a + c);
-      ck_assert_msg(r == a, "round %zu node %u: accepted %u, ran %u", round, id,
-                    a, r);
+      quiet_assert_msg(a + c <= 1, "round %zu node %u submitted %u times",
+                       round, id, a + c);
+      quiet_assert_msg(r == a, "round %zu node %u: accepted %u, ran %u", round,
+                       id, a, r);
       /* A node that ran submitted both children; one that did not, none. */
       for (uint32_t k = id * 2; id < TREE_NODES / 2 && k <= id * 2 + 1; k++) {
         uint32_t sub =
             atomic_load(&ctx->accepted[k]) + atomic_load(&ctx->closed[k]);
-        ck_assert_msg(sub == r,
-                      "round %zu node %u ran %u times, child %u "
-                      "submitted %u times",
-                      round, id, r, k, sub);
+        quiet_assert_msg(sub == r,
+                         "round %zu node %u ran %u times, child %u "
+                         "submitted %u times",
+                         round, id, r, k, sub);
       }
       accepted += a;
       ran += r;
     }
-    ck_assert_uint_ge(ran, ctx->trigger);
-    ck_assert_uint_eq(st.submitted, accepted);
-    ck_assert_uint_eq(st.completed, ran);
-    ck_assert_uint_eq(st.cancelled, 0);
-    ck_assert_uint_eq(st.failed, 0);
+    quiet_assert_uint_ge(ran, ctx->trigger);
+    quiet_assert_uint_eq(st.submitted, accepted);
+    quiet_assert_uint_eq(st.completed, ran);
+    quiet_assert_uint_eq(st.cancelled, 0);
+    quiet_assert_uint_eq(st.failed, 0);
     crew_pool_destroy(ctx->pool);
     signal_fini(&ctx->midway);
   }
@@ -829,14 +830,15 @@ static void *qt_producer_main(void *arg)
     switch (next_rand(&rng) % 4) {
     case 0: {
       struct qt_item it = qt_make(t->index, seq);
-      ck_assert_int_eq(crew_queue_push(ctx->q, &it), 0);
+      quiet_assert_int_eq(crew_queue_push(ctx->q, &it), 0);
       seq++;
       break;
     }
     case 1: {
       struct qt_item it = qt_make(t->index, seq);
       int rc = crew_queue_push_timed(ctx->q, &it, 0);
-      ck_assert_msg(rc == 0 || rc == CREW_ETIMEDOUT, "push_timed gave %d", rc);
+      quiet_assert_msg(rc == 0 || rc == CREW_ETIMEDOUT, "push_timed gave %d",
+                       rc);
       if (rc == 0)
         seq++;
       break;
@@ -852,11 +854,12 @@ static void *qt_producer_main(void *arg)
       int rc = crew_queue_push_many(ctx->q, batch, k, &pushed,
                                     forever ? CREW_FOREVER : 0);
       if (forever)
-        ck_assert_int_eq(rc, 0);
+        quiet_assert_int_eq(rc, 0);
       else
-        ck_assert_msg(rc == 0 || rc == CREW_ETIMEDOUT, "push_many gave %d", rc);
-      ck_assert_uint_eq(pushed == k, rc == 0);
-      ck_assert_uint_le(pushed, k);
+        quiet_assert_msg(rc == 0 || rc == CREW_ETIMEDOUT, "push_many gave %d",
+                         rc);
+      quiet_assert_uint_eq(pushed == k, rc == 0);
+      quiet_assert_uint_le(pushed, k);
       seq += (uint32_t)pushed;
       break;
     }
@@ -870,12 +873,12 @@ static void qt_take(struct qt_thread *t, const struct qt_item *it,
                     int64_t *last)
 {
   struct qt_ctx *ctx = t->ctx;
-  ck_assert_uint_eq(it->magic, MAGIC);
-  ck_assert_uint_lt(it->producer, QT_PRODUCERS);
-  ck_assert_uint_lt(it->seq, ctx->per_producer);
-  ck_assert_msg((int64_t)it->seq > last[it->producer],
-                "consumer %u: producer %u seq %u after %lld", t->index,
-                it->producer, it->seq, (long long)last[it->producer]);
+  quiet_assert_uint_eq(it->magic, MAGIC);
+  quiet_assert_uint_lt(it->producer, QT_PRODUCERS);
+  quiet_assert_uint_lt(it->seq, ctx->per_producer);
+  quiet_assert_msg((int64_t)it->seq > last[it->producer],
+                   "consumer %u: producer %u seq %u after %lld", t->index,
+                   it->producer, it->seq, (long long)last[it->producer]);
   last[it->producer] = it->seq;
   size_t id = it->producer * ctx->per_producer + it->seq;
   atomic_fetch_add_explicit(&ctx->marks[id], 1, memory_order_relaxed);
@@ -913,10 +916,10 @@ static void *qt_consumer_main(void *arg)
       rc = crew_queue_pop_many(ctx->q, items, max, &popped,
                                forever ? CREW_FOREVER : 0);
       if (rc == 0) {
-        ck_assert_uint_ge(popped, 1);
-        ck_assert_uint_le(popped, max);
+        quiet_assert_uint_ge(popped, 1);
+        quiet_assert_uint_le(popped, max);
       } else {
-        ck_assert_uint_eq(popped, 0);
+        quiet_assert_uint_eq(popped, 0);
       }
       for (size_t i = 0; i < popped; i++)
         qt_take(t, &items[i], last);
@@ -937,9 +940,10 @@ START_TEST(queue_torture)
   struct qt_ctx ctx = {.per_producer = size_of(QT_ITEMS) / QT_PRODUCERS};
   size_t total = ctx.per_producer * QT_PRODUCERS;
   ctx.marks = calloc(total, sizeof *ctx.marks);
-  ck_assert_ptr_nonnull(ctx.marks);
+  quiet_assert_ptr_nonnull(ctx.marks);
   atomic_init(&ctx.checksum, 0);
-  ck_assert_int_eq(crew_queue_create(&ctx.q, 64, sizeof(struct qt_item), 0), 0);
+  quiet_assert_int_eq(crew_queue_create(&ctx.q, 64, sizeof(struct qt_item), 0),
+                      0);
 
   struct qt_thread prods[QT_PRODUCERS], cons[QT_CONSUMERS];
   pthread_t pt[QT_PRODUCERS], ct[QT_CONSUMERS];
@@ -955,20 +959,21 @@ START_TEST(queue_torture)
     join_thread(pt[i]);
   crew_queue_close(ctx.q);
   struct qt_item late = qt_make(0, 0);
-  ck_assert_int_eq(crew_queue_push(ctx.q, &late), CREW_ECLOSED);
+  quiet_assert_int_eq(crew_queue_push(ctx.q, &late), CREW_ECLOSED);
   uint64_t taken = 0;
   for (size_t i = 0; i < QT_CONSUMERS; i++) {
     join_thread(ct[i]);
-    ck_assert_int_eq(cons[i].final_rc, CREW_ECLOSED);
+    quiet_assert_int_eq(cons[i].final_rc, CREW_ECLOSED);
     taken += cons[i].taken;
   }
-  ck_assert_uint_eq(taken, total);
-  ck_assert_uint_eq(crew_queue_size(ctx.q), 0);
+  quiet_assert_uint_eq(taken, total);
+  quiet_assert_uint_eq(crew_queue_size(ctx.q), 0);
   for (size_t id = 0; id < total; id++)
-    ck_assert_msg(atomic_load(&ctx.marks[id]) == 1, "item %zu taken %u times",
-                  id, (unsigned)atomic_load(&ctx.marks[id]));
+    quiet_assert_msg(atomic_load(&ctx.marks[id]) == 1,
+                     "item %zu taken %u times", id,
+                     (unsigned)atomic_load(&ctx.marks[id]));
   uint64_t checksum = atomic_load(&ctx.checksum);
-  ck_assert_uint_eq(checksum, (uint64_t)total * (total + 1) / 2);
+  quiet_assert_uint_eq(checksum, (uint64_t)total * (total + 1) / 2);
   crew_queue_destroy(ctx.q);
   free(ctx.marks);
 }
@@ -1022,30 +1027,30 @@ static int many_task(const void *in, void *out)
 
 static bool gp_enter(struct guarded_pool *gp)
 {
-  ck_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
+  quiet_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
   bool ok = !gp->dead;
   if (ok)
     gp->users++;
-  ck_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
+  quiet_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
   return ok;
 }
 
 static void gp_leave(struct guarded_pool *gp)
 {
-  ck_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
+  quiet_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
   if (--gp->users == 0 && gp->dead)
-    ck_assert_int_eq(pthread_cond_broadcast(&gp->idle), 0);
-  ck_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
+    quiet_assert_int_eq(pthread_cond_broadcast(&gp->idle), 0);
+  quiet_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
 }
 
 /* Mark dead and wait until no thread is inside a call on the pool. */
 static void gp_retire(struct guarded_pool *gp)
 {
-  ck_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
+  quiet_assert_int_eq(pthread_mutex_lock(&gp->lock), 0);
   gp->dead = true;
   while (gp->users > 0)
-    ck_assert_int_eq(pthread_cond_wait(&gp->idle, &gp->lock), 0);
-  ck_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
+    quiet_assert_int_eq(pthread_cond_wait(&gp->idle, &gp->lock), 0);
+  quiet_assert_int_eq(pthread_mutex_unlock(&gp->lock), 0);
 }
 
 struct pool_user {
@@ -1075,16 +1080,16 @@ static void *pool_user_main(void *arg)
     struct many_in in = {.gp = gp, .value = (uint64_t)u->index << 32 | i};
     crew_future *f = NULL;
     bool with_future = i % KEEP_EVERY == 0 || i % KEEP_EVERY == 4;
-    ck_assert_int_eq(crew_submit(gp->pool, many_task, &in, sizeof in,
-                                 with_future ? sizeof(uint64_t) : 0,
-                                 with_future ? &f : NULL),
-                     0);
+    quiet_assert_int_eq(crew_submit(gp->pool, many_task, &in, sizeof in,
+                                    with_future ? sizeof(uint64_t) : 0,
+                                    with_future ? &f : NULL),
+                        0);
     atomic_fetch_add(&gp->accepted, 1);
     gp_leave(gp);
     if (i % KEEP_EVERY == 0) {
       uint64_t v = 0;
-      ck_assert_int_eq(crew_future_get(f, &v, sizeof v), 0);
-      ck_assert_uint_eq(v, in.value * 3 + 1);
+      quiet_assert_int_eq(crew_future_get(f, &v, sizeof v), 0);
+      quiet_assert_uint_eq(v, in.value * 3 + 1);
       crew_future_release(f);
     } else if (i % KEEP_EVERY == 4) {
       crew_future_release(kept[p]); /* unresolved or not: allowed */
@@ -1099,10 +1104,10 @@ static void *pool_user_main(void *arg)
   for (size_t p = 0; p < NPOOLS; p++) {
     if (kept[p] == NULL)
       continue;
-    ck_assert(crew_future_done(kept[p]));
+    quiet_assert(crew_future_done(kept[p]));
     uint64_t v = 0;
-    ck_assert_int_eq(crew_future_get_timed(kept[p], &v, sizeof v, 0), 0);
-    ck_assert_uint_eq(v, kept_value[p] * 3 + 1);
+    quiet_assert_int_eq(crew_future_get_timed(kept[p], &v, sizeof v, 0), 0);
+    quiet_assert_uint_eq(v, kept_value[p] * 3 + 1);
     crew_future_release(kept[p]);
   }
   return NULL;
@@ -1111,7 +1116,7 @@ static void *pool_user_main(void *arg)
 START_TEST(many_pools_destroyed_while_others_work)
 {
   struct many_ctx *ctx = calloc(1, sizeof *ctx);
-  ck_assert_ptr_nonnull(ctx);
+  quiet_assert_ptr_nonnull(ctx);
   ctx->per_epoch = size_of(2000);
   atomic_init(&ctx->epoch, 0);
   atomic_init(&ctx->destroyed, 0);
@@ -1119,8 +1124,8 @@ START_TEST(many_pools_destroyed_while_others_work)
   for (size_t p = 0; p < NPOOLS; p++) {
     struct guarded_pool *gp = &ctx->pools[p];
     gp->pool = make_pool(2, 32);
-    ck_assert_int_eq(pthread_mutex_init(&gp->lock, NULL), 0);
-    ck_assert_int_eq(pthread_cond_init(&gp->idle, NULL), 0);
+    quiet_assert_int_eq(pthread_mutex_init(&gp->lock, NULL), 0);
+    quiet_assert_int_eq(pthread_cond_init(&gp->idle, NULL), 0);
     atomic_init(&gp->accepted, 0);
     atomic_init(&gp->ran, 0);
   }
@@ -1148,17 +1153,17 @@ START_TEST(many_pools_destroyed_while_others_work)
     gp_retire(gp);
     crew_stats st = drain_and_stats(gp->pool);
     uint64_t accepted = atomic_load(&gp->accepted);
-    ck_assert_msg(
+    quiet_assert_msg(
         st.submitted == accepted && st.completed == accepted,
         "seed %llu pool %zu: accepted %llu, submitted %llu, "
         "completed %llu",
         (unsigned long long)seed, order[k], (unsigned long long)accepted,
         (unsigned long long)st.submitted, (unsigned long long)st.completed);
-    ck_assert_uint_eq(st.failed, 0);
-    ck_assert_uint_eq(st.cancelled, 0);
+    quiet_assert_uint_eq(st.failed, 0);
+    quiet_assert_uint_eq(st.cancelled, 0);
     crew_pool_destroy(gp->pool);
     uint64_t ran = atomic_load(&gp->ran);
-    ck_assert_uint_eq(ran, accepted);
+    quiet_assert_uint_eq(ran, accepted);
     atomic_fetch_add(&ctx->epoch, 1);
     atomic_fetch_add(&ctx->destroyed, 1);
   }
@@ -1168,10 +1173,10 @@ START_TEST(many_pools_destroyed_while_others_work)
   uint64_t total = 0;
   for (size_t p = 0; p < NPOOLS; p++) {
     total += atomic_load(&ctx->pools[p].accepted);
-    ck_assert_int_eq(pthread_mutex_destroy(&ctx->pools[p].lock), 0);
-    ck_assert_int_eq(pthread_cond_destroy(&ctx->pools[p].idle), 0);
+    quiet_assert_int_eq(pthread_mutex_destroy(&ctx->pools[p].lock), 0);
+    quiet_assert_int_eq(pthread_cond_destroy(&ctx->pools[p].idle), 0);
   }
-  ck_assert_uint_ge(total, (uint64_t)NPOOLS * POOL_USERS * ctx->per_epoch);
+  quiet_assert_uint_ge(total, (uint64_t)NPOOLS * POOL_USERS * ctx->per_epoch);
   signal_fini(&ctx->progress);
   free(ctx);
 }

@@ -9,6 +9,7 @@
 #include <crew.h>
 
 #include <check.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MS 1000000ull /* nanoseconds in a millisecond */
@@ -42,6 +43,33 @@ void signal_wait(signal_box *s, size_t n);
 /* Whether a post arrives within timeout_ns (for negative checks only). */
 int signal_try(signal_box *s, uint64_t timeout_ns);
 void signal_fini(signal_box *s);
+
+/*
+ * Quiet assertions, for hot loops and for tasks running on many threads at
+ * once. Check's ck_assert_* record the location of every check that passes
+ * (a message to the test runner, under a lock): in a loop of a million
+ * tasks that is a system call per check and a lock that serialises the very
+ * threads a stress test means to race. These say nothing unless they fail,
+ * and then fail the test as ck_assert_* would.
+ */
+#define quiet_assert_msg(expr, ...)                                            \
+  ((expr) ? (void)0 : ck_abort_msg(__VA_ARGS__))
+#define quiet_assert(expr)                                                     \
+  quiet_assert_msg(expr, "Assertion '%s' failed", #expr)
+#define quiet_cmp_(type, fmt, X, OP, Y)                                        \
+  do {                                                                         \
+    type x_ = (X), y_ = (Y);                                                   \
+    quiet_assert_msg(x_ OP y_,                                                 \
+                     "Assertion '%s' failed: %s == " fmt ", %s == " fmt,       \
+                     #X " " #OP " " #Y, #X, x_, #Y, y_);                       \
+  } while (0)
+#define quiet_assert_int_eq(X, Y)   quiet_cmp_(intmax_t, "%jd", X, ==, Y)
+#define quiet_assert_uint_eq(X, Y)  quiet_cmp_(uintmax_t, "%ju", X, ==, Y)
+#define quiet_assert_uint_ge(X, Y)  quiet_cmp_(uintmax_t, "%ju", X, >=, Y)
+#define quiet_assert_uint_le(X, Y)  quiet_cmp_(uintmax_t, "%ju", X, <=, Y)
+#define quiet_assert_uint_lt(X, Y)  quiet_cmp_(uintmax_t, "%ju", X, <, Y)
+#define quiet_assert_ptr_nonnull(P) quiet_assert((P) != NULL)
+#define quiet_assert_ptr_null(P)    quiet_assert((P) == NULL)
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 uint64_t now_ns(void);
