@@ -12,16 +12,19 @@
  * to `state` (release), so whoever sees a resolved state (acquire) may read
  * it.
  *
- * Locking: `lock` guards waiters, the callback list and callbacks_done, and
- * every transition to a resolved state. A waiter has its own lock; the order
- * is future lock, then waiter lock, never the other way. Callbacks and tasks
- * run with no lock held.
+ * Locking: `lock` guards the sleepers, the waiter list, the callback list and
+ * callbacks_done, and every transition to a resolved state. A waiter has its
+ * own lock; the order is future lock, then waiter lock, never the other way.
+ * Callbacks and tasks run with no lock held.
  *
- * Waiting: a waiting thread puts a `struct waiter` (on its own stack) on the
- * waiter list of every future it waits for, through one link per future.
- * The resolver wakes every listed waiter and unlinks them, under the future's
- * lock; a waiter that leaves unlinks itself under the same lock, so once it
- * has done so no resolver can touch its stack.
+ * Waiting: a thread waiting on one future sleeps on the future's own
+ * condition variable (made at the first such wait; most futures never need
+ * it). A thread waiting on several (crew_wait_any) puts a `struct waiter`
+ * (on its own stack) on the waiter list of each, through one link per
+ * future. The resolver broadcasts the condition variable and wakes and
+ * unlinks every listed waiter, under the future's lock; a waiter that leaves
+ * unlinks itself under the same lock, so once it has done so no resolver can
+ * touch its stack.
  *
  * References: a future starts with two, the caller's and its queue slot's
  * (dropped by the worker that pops the slot, whatever it finds). A thread
@@ -65,6 +68,9 @@ struct crew_future {
   int status;        /* valid once state is resolved */
   _Atomic unsigned refs;
   /* Guarded by lock: */
+  crew__cond resolved_cv; /* single waiters sleep here, once cv_ready */
+  bool cv_ready;
+  unsigned sleepers; /* threads waiting on resolved_cv */
   struct waiter_link *waiters;
   struct callback *callbacks; /* not yet run, in the order added */
   struct callback **callbacks_tail;
@@ -115,6 +121,8 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
   atomic_init(&f->state, QUEUED);
   atomic_init(&f->refs, 2);
   f->status = 0;
+  f->cv_ready = false;
+  f->sleepers = 0;
   f->waiters = NULL;
   f->callbacks = NULL;
   f->callbacks_tail = &f->callbacks;
@@ -134,6 +142,8 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
 static void future_free(crew_future *f)
 {
   crew__assert(f->waiters == NULL && f->callbacks == NULL);
+  if (f->cv_ready)
+    crew__cond_destroy(&f->resolved_cv);
   crew__mutex_destroy(&f->lock);
   free(f);
 }
@@ -174,10 +184,12 @@ void crew_future_release(crew_future *f)
 
 /* ------------------------------------------------------------ resolving */
 
-/* Wake and unlink every waiter. */
+/* Wake every sleeper, and wake and unlink every waiter. */
 static void wake_waiters(crew_future *f)
 {
   crew__assert_held(&f->lock);
+  if (f->sleepers > 0)
+    crew__cond_broadcast(&f->resolved_cv);
   for (struct waiter_link *l = f->waiters; l != NULL; l = l->next) {
     crew__mutex_lock(&l->waiter->lock);
     l->waiter->woken = true;
@@ -334,7 +346,7 @@ static bool help(crew_future *f)
  * Sleep until one of the n futures resolves or `d` passes. Returns 0 (look
  * again), CREW_ETIMEDOUT or CREW_ENOMEM.
  */
-static int sleep_on(crew_future *const *fs, size_t n, crew__deadline d)
+static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
 {
   struct waiter_link stack_links[LINKS_ON_STACK];
   struct waiter_link *links = stack_links;
@@ -391,6 +403,27 @@ out:
   return rc;
 }
 
+/* Sleep until f resolves or `d` passes: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
+static int sleep_on_one(crew_future *f, crew__deadline d)
+{
+  int rc = 0;
+  crew__mutex_lock(&f->lock);
+  if (!f->cv_ready) {
+    if (crew__cond_init(&f->resolved_cv) != 0) {
+      crew__mutex_unlock(&f->lock);
+      return CREW_ENOMEM;
+    }
+    f->cv_ready = true;
+  }
+  while (rc == 0 && !is_resolved(load_state(f))) {
+    f->sleepers++;
+    rc = crew__cond_wait(&f->resolved_cv, &f->lock, d);
+    f->sleepers--;
+  }
+  crew__mutex_unlock(&f->lock);
+  return rc;
+}
+
 /* Wait for f to resolve until `d`: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
 static int wait_until(crew_future *f, crew__deadline d)
 {
@@ -401,7 +434,7 @@ static int wait_until(crew_future *f, crew__deadline d)
       continue;
     if (crew__deadline_passed(d))
       return CREW_ETIMEDOUT;
-    int rc = sleep_on(&f, 1, d);
+    int rc = sleep_on_one(f, d);
     if (rc == CREW_ENOMEM)
       return rc;
   }
@@ -469,7 +502,7 @@ int crew_wait_any(crew_future *const *fs, size_t n, uint64_t timeout_ns,
       continue;
     if (crew__deadline_passed(d))
       return CREW_ETIMEDOUT;
-    rc = sleep_on(fs, n, d);
+    rc = sleep_on_any(fs, n, d);
     if (rc == CREW_ENOMEM)
       return rc;
   }
