@@ -2,8 +2,10 @@
  * future.c - futures: one task's input, output and fate, its waiters and its
  * done callbacks.
  *
- * States: QUEUED -> RUNNING -> DONE, or QUEUED -> CANCELLING -> CANCELLED.
- * DONE and CANCELLED are "resolved" and final. QUEUED -> RUNNING is a
+ * States: QUEUED -> RUNNING -> DONE (ran: status and output) or FAILED
+ * (a process-mode worker died under it: status, no output), or QUEUED ->
+ * CANCELLING -> CANCELLED. DONE, FAILED and CANCELLED are "resolved" and
+ * final. QUEUED -> RUNNING is a
  * compare-and-swap without the lock ("claim"): the worker that pops the
  * task's slot, or a worker of the pool waiting on the future, whichever
  * comes first. QUEUED -> CANCELLING is the same compare-and-swap, made under
@@ -41,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum future_state { QUEUED, RUNNING, CANCELLING, DONE, CANCELLED };
+enum future_state { QUEUED, RUNNING, CANCELLING, DONE, FAILED, CANCELLED };
 
 struct callback {
   crew_done_fn fn;
@@ -77,10 +79,13 @@ struct crew_future {
   bool callbacks_done; /* resolved and every callback has run */
   bool first_used;     /* `first` holds or held a callback */
   struct callback first;
-  /* Constant after create: */
+  /* Constant after create (remote_* set before the future is shared): */
   crew_pool *pool;
   crew_fn fn;
   size_t out_size;
+  bool remote;           /* runs in a worker process: cancel asks the pool */
+  uint32_t remote_entry; /* the pool's names for the task */
+  uint64_t remote_ticket;
   void *in;                                  /* NULL when in_size is 0 */
   void *out;                                 /* NULL when out_size is 0 */
   alignas(max_align_t) unsigned char data[]; /* input, then output */
@@ -88,7 +93,7 @@ struct crew_future {
 
 static bool is_resolved(int state)
 {
-  return state == DONE || state == CANCELLED;
+  return state == DONE || state == FAILED || state == CANCELLED;
 }
 
 static int load_state(const crew_future *f)
@@ -131,6 +136,7 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
   f->pool = pool;
   f->fn = fn;
   f->out_size = out_size;
+  f->remote = false;
   f->in = in_size > 0 ? f->data : NULL;
   f->out = out_size > 0 ? f->data + in_room : NULL;
   if (in_size > 0)
@@ -250,6 +256,30 @@ int crew__future_invoke(crew_future *f)
   return f->fn(f->in, f->out);
 }
 
+void crew__future_set_remote(crew_future *f, uint32_t entry, uint64_t ticket)
+{
+  f->remote = true;
+  f->remote_entry = entry;
+  f->remote_ticket = ticket;
+}
+
+void *crew__future_out(crew_future *f)
+{
+  return f->out;
+}
+
+bool crew__future_settle(crew_future *f, bool ran, int status)
+{
+  if (!crew__future_claim(f)) /* a cancel won: it resolved the future */
+    return false;
+  crew__mutex_lock(&f->lock);
+  bool callbacks = resolve_locked(f, ran ? DONE : FAILED, status);
+  crew__mutex_unlock(&f->lock);
+  if (callbacks)
+    run_callbacks(f);
+  return true;
+}
+
 void crew__future_complete(crew_future *f, int status)
 {
   crew__mutex_lock(&f->lock);
@@ -259,9 +289,38 @@ void crew__future_complete(crew_future *f, int status)
     run_callbacks(f);
 }
 
-int crew__future_cancel(crew_future *f)
+/*
+ * With the lock held: QUEUED -> CANCELLING, if nothing else took the task.
+ * A remote task is cancelled where it is queued, in shared memory, first;
+ * the pool counts it then.
+ */
+static bool take_for_cancel(crew_future *f)
 {
-  future_ref(f); /* a callback may drop the caller's reference */
+  crew__assert_held(&f->lock);
+  if (load_state(f) != QUEUED)
+    return false;
+  if (f->remote &&
+      !crew__pool_cancel_remote(f->pool, f->remote_entry, f->remote_ticket))
+    return false;
+  int expected = QUEUED;
+  return atomic_compare_exchange_strong_explicit(
+      &f->state, &expected, CANCELLING, memory_order_acq_rel,
+      memory_order_acquire);
+}
+
+/* Resolve as cancelled, holding the lock and a reference of our own. */
+static void finish_cancel(crew_future *f)
+{
+  bool callbacks = resolve_locked(f, CANCELLED, CREW_ECANCELED);
+  crew__mutex_unlock(&f->lock);
+  if (callbacks)
+    run_callbacks(f);
+  future_unref(f);
+}
+
+bool crew__future_settle_cancelled(crew_future *f)
+{
+  future_ref(f);
   crew__mutex_lock(&f->lock);
   int expected = QUEUED;
   if (!atomic_compare_exchange_strong_explicit(&f->state, &expected, CANCELLING,
@@ -269,16 +328,26 @@ int crew__future_cancel(crew_future *f)
                                                memory_order_acquire)) {
     crew__mutex_unlock(&f->lock);
     future_unref(f);
+    return false;
+  }
+  finish_cancel(f);
+  return true;
+}
+
+int crew__future_cancel(crew_future *f)
+{
+  future_ref(f); /* a callback may drop the caller's reference */
+  crew__mutex_lock(&f->lock);
+  if (!take_for_cancel(f)) {
+    crew__mutex_unlock(&f->lock);
+    future_unref(f);
     return CREW_EBUSY;
   }
   /* Counted under the lock: the pool outlives a queued task's slot, and the
    * slot's popper waits for this lock (crew__future_release_slot). */
-  crew__pool_count_cancelled(f->pool, 1);
-  bool callbacks = resolve_locked(f, CANCELLED, CREW_ECANCELED);
-  crew__mutex_unlock(&f->lock);
-  if (callbacks)
-    run_callbacks(f);
-  future_unref(f);
+  if (!f->remote)
+    crew__pool_count_cancelled(f->pool, 1);
+  finish_cancel(f);
   return 0;
 }
 

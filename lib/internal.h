@@ -46,6 +46,14 @@ struct crew__task {
   uint32_t in_size;                              /* PLAIN: bytes used in `in` */
 };
 
+/* ------------------------------------------------------------- queue.c */
+
+/*
+ * Reset the waiter counts of a queue (after a process that may have died
+ * while waiting on it): live waiters are woken and count themselves again.
+ */
+void crew__queue_forget_waiters(crew_queue *q);
+
 /* --------------------------------------------------------------- workers */
 
 /*
@@ -101,6 +109,23 @@ int crew__future_cancel(crew_future *f);
 /* Drop the queue slot's reference (a worker took the slot). */
 void crew__future_release_slot(crew_future *f);
 
+/* Process mode: the future's task runs remotely as (entry, ticket); set
+ * before the future is shared. Its cancel then asks the pool first. */
+void crew__future_set_remote(crew_future *f, uint32_t entry, uint64_t ticket);
+
+/* The future's output buffer (out_size bytes), for the pool to fill. */
+void *crew__future_out(crew_future *f);
+
+/*
+ * Resolve a queued remote future: ran (status and output, already copied
+ * in) or not (a worker died under it: status only). False, doing nothing,
+ * if a cancel resolved it first.
+ */
+bool crew__future_settle(crew_future *f, bool ran, int status);
+
+/* Resolve a queued future as cancelled; false if it was not queued. */
+bool crew__future_settle_cancelled(crew_future *f);
+
 /* ------------------------------------------------------------- pool.c */
 
 /*
@@ -119,6 +144,12 @@ struct crew__counters *crew__worker_counters(struct crew__worker *w);
  */
 bool crew__pool_help(crew_pool *pool, crew_future *f);
 
+/*
+ * Process mode: cancel (entry, ticket) where it waits in shared memory.
+ * True if it will never run (then it is counted as cancelled).
+ */
+bool crew__pool_cancel_remote(crew_pool *pool, uint32_t entry, uint64_t ticket);
+
 /* Count n tasks cancelled without running; n submitted, or n not after all. */
 void crew__pool_count_cancelled(crew_pool *pool, uint64_t n);
 void crew__pool_count_submitted(crew_pool *pool, uint64_t n);
@@ -129,6 +160,9 @@ int crew__pool_check_open(const crew_pool *pool);
 
 /* How many workers the pool has. */
 size_t crew__pool_nworkers(const crew_pool *pool);
+
+/* The process-mode side of the pool, or NULL for a thread pool. */
+struct crew__procpool *crew__pool_procpool(const crew_pool *pool);
 
 /*
  * Queue a task slot, waiting at most timeout_ns for room; in a worker of the

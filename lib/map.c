@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "procpool.h"
 
 #include <stdlib.h>
 
@@ -160,6 +161,12 @@ static int check_args(crew_pool *pool, crew_fn fn, const void *in,
   if ((in_stride != 0 && count > SIZE_MAX / in_stride) ||
       (out_stride != 0 && count > SIZE_MAX / out_stride))
     return CREW_EINVAL; /* count * stride overflows */
+  struct crew__procpool *proc = crew__pool_procpool(pool);
+  if (proc != NULL) {
+    int rc = crew__procpool_check_map(proc, fn, in, in_stride, out, out_stride);
+    if (rc != 0)
+      return rc;
+  }
   return crew__pool_check_open(pool);
 }
 
@@ -230,6 +237,9 @@ int crew_map(crew_pool *pool, crew_fn fn, const void *in, size_t in_stride,
   int rc = check_args(pool, fn, in, in_stride, out, out_stride, count);
   if (rc != 0 || count == 0)
     return rc;
+  struct crew__procpool *proc = crew__pool_procpool(pool);
+  if (proc != NULL)
+    return crew__procpool_map(proc, fn, in, in_stride, out, out_stride, count);
   struct crew__map *job;
   if ((rc = job_create(&job, pool, fn, in, in_stride, out, out_stride,
                        count)) != 0)

@@ -26,6 +26,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "procpool.h"
 
 #include <stdalign.h>
 #include <stdio.h>
@@ -53,6 +54,8 @@ struct crew_pool {
   alignas(64) _Atomic uint64_t cancelled;
   /* Constant after create: */
   size_t nworkers;
+  size_t max_in, max_out;      /* 0: no limit */
+  struct crew__procpool *proc; /* CREW_PROCESSES: everything else is there */
   struct crew__worker *workers;
   void (*init)(void *arg);
   void *init_arg;
@@ -78,9 +81,19 @@ size_t crew__pool_nworkers(const crew_pool *pool)
   return pool->nworkers;
 }
 
+struct crew__procpool *crew__pool_procpool(const crew_pool *pool)
+{
+  return pool->proc;
+}
+
 size_t crew_pool_workers(const crew_pool *pool)
 {
   return pool == NULL ? 0 : pool->nworkers;
+}
+
+bool crew__pool_cancel_remote(crew_pool *pool, uint32_t entry, uint64_t ticket)
+{
+  return crew__procpool_cancel(pool->proc, entry, ticket);
 }
 
 void crew__pool_count_cancelled(crew_pool *pool, uint64_t n)
@@ -172,18 +185,12 @@ bool crew__pool_help(crew_pool *pool, crew_future *f)
 
 /* ----------------------------------------------------------- the worker */
 
-/* Name the thread NAME-INDEX in the 15 bytes Linux keeps: cut NAME. */
+/* Name the thread NAME-INDEX. */
 static void name_worker(const struct crew__worker *w)
 {
-  char suffix[24], name[16];
-  size_t len = (size_t)snprintf(suffix, sizeof suffix, "-%zu", w->index);
-  size_t room = sizeof name - 1 - len; /* len <= 5: index < 4096 */
-  size_t keep = strlen(w->pool->name);
-  if (keep > room)
-    keep = room;
-  memcpy(name, w->pool->name, keep);
-  memcpy(name + keep, suffix, len + 1);
-  crew__thread_set_name(name);
+  char suffix[24];
+  snprintf(suffix, sizeof suffix, "-%zu", w->index);
+  crew__thread_set_name(w->pool->name, suffix);
 }
 
 /*
@@ -235,6 +242,18 @@ static int submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
                   size_t out_size, crew_future **futurep, uint64_t timeout_ns)
 {
   if (pool == NULL || fn == NULL || (in == NULL && in_size > 0))
+    return CREW_EINVAL;
+  if (pool->proc != NULL) { /* arguments first, then the pool's state */
+    int rc = crew__procpool_check_submit(pool->proc, fn, in_size, out_size);
+    if (rc == 0)
+      rc = crew__pool_check_open(pool);
+    if (rc != 0)
+      return rc;
+    return crew__procpool_submit(pool->proc, fn, in, in_size, out_size, futurep,
+                                 timeout_ns);
+  }
+  if ((pool->max_in != 0 && in_size > pool->max_in) ||
+      (pool->max_out != 0 && out_size > pool->max_out))
     return CREW_EINVAL;
   int rc = crew__pool_check_open(pool);
   if (rc != 0)
@@ -293,8 +312,11 @@ void crew_config_init(crew_config *cfg)
 
 static int check_config(const crew_config *cfg, size_t *workers)
 {
-  if (cfg->mode != CREW_THREADS) /* CREW_PROCESSES: not yet */
+  if (cfg->mode != CREW_THREADS && cfg->mode != CREW_PROCESSES)
     return CREW_EINVAL;
+  if (cfg->mode == CREW_THREADS &&
+      (cfg->task_timeout_ns != 0 || cfg->max_tasks_per_worker != 0))
+    return CREW_EINVAL; /* threads cannot be killed or recycled */
   *workers = cfg->workers != 0 ? cfg->workers : crew__cpu_count();
   if (*workers > CREW_WORKERS_MAX || *workers > crew__thread_limit())
     return CREW_EINVAL;
@@ -304,6 +326,7 @@ static int check_config(const crew_config *cfg, size_t *workers)
 /* Free what pool_alloc made; the workers are not running. */
 static void pool_free(crew_pool *pool)
 {
+  crew__procpool_destroy(pool->proc);
   crew_queue_destroy(pool->queue);
   crew__fork_guard_fini(&pool->fork_guard);
   crew__mutex_destroy(&pool->join_lock);
@@ -328,8 +351,19 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   atomic_init(&pool->submitted, 0);
   atomic_init(&pool->cancelled, 0);
   pool->nworkers = nworkers;
+  pool->max_in = cfg->max_in_size;
+  pool->max_out = cfg->max_out_size;
   pool->init = cfg->init;
   pool->init_arg = cfg->init_arg;
+  if (cfg->mode == CREW_PROCESSES) {
+    int rc = crew__procpool_create(&pool->proc, pool, cfg, nworkers);
+    if (rc != 0) {
+      pool_free(pool);
+      return rc;
+    }
+    *pp = pool;
+    return 0;
+  }
 
   size_t capacity = cfg->queue_capacity != 0 ? cfg->queue_capacity
                                              : CREW_QUEUE_CAPACITY_DEFAULT;
@@ -384,7 +418,7 @@ int crew_pool_create(crew_pool **pp, const crew_config *cfg)
   crew_pool *pool;
   if ((rc = pool_alloc(&pool, cfg, nworkers)) != 0)
     return rc;
-  if ((rc = start_workers(pool)) != 0) {
+  if (pool->proc == NULL && (rc = start_workers(pool)) != 0) {
     pool_free(pool);
     return rc;
   }
@@ -402,6 +436,10 @@ static void begin_shutdown(crew_pool *pool, int how)
                                                STOPPING, memory_order_acq_rel,
                                                memory_order_acquire))
     return;
+  if (pool->proc != NULL) {
+    crew__procpool_begin_stop(pool->proc, how);
+    return;
+  }
   if (how == CREW_CANCEL) /* before the close: workers see it after */
     atomic_store_explicit(&pool->cancel_queued, true, memory_order_release);
   crew_queue_close(pool->queue);
@@ -410,11 +448,12 @@ static void begin_shutdown(crew_pool *pool, int how)
 static void join_workers(crew_pool *pool)
 {
   crew__mutex_lock(&pool->join_lock);
-  if (!pool->joined) {
+  if (!pool->joined && pool->proc != NULL)
+    crew__procpool_join(pool->proc);
+  else if (!pool->joined)
     for (size_t i = 0; i < pool->nworkers; i++)
       crew__thread_join(&pool->workers[i].thread);
-    pool->joined = true;
-  }
+  pool->joined = true;
   crew__mutex_unlock(&pool->join_lock);
 }
 
@@ -455,6 +494,10 @@ int crew_pool_stats(crew_pool *pool, crew_stats *st)
   if (pool == NULL || st == NULL ||
       !crew__fork_guard_same_process(&pool->fork_guard))
     return CREW_EINVAL;
+  if (pool->proc != NULL) {
+    crew__procpool_stats(pool->proc, st);
+    return 0;
+  }
   /* Read what happens later first, so no difference goes negative. */
   uint64_t completed = 0, failed = 0, started = 0;
   for (size_t i = 0; i < pool->nworkers; i++) {

@@ -1,28 +1,40 @@
 /*
  * queue.c - the bounded MPMC queue: a ring of fixed-size items copied by
- * value, one mutex, two condition variables.
+ * value, one mutex, two wait sets ("not empty", "not full").
  *
- * Layout: one allocation holds the header and the ring of `capacity` items of
- * `item_size` bytes. Items [head, head + count) (mod capacity) are queued,
- * oldest first.
+ * Layout: one block holds the header and the ring of `capacity` items of
+ * `item_size` bytes: malloc'd for a private queue, a MAP_SHARED mapping for
+ * a CREW_SHARED one (inherited by every process forked after create). `head`
+ * and `tail` count the items ever taken and ever put; items [head, tail)
+ * are queued, oldest first, item k at ring slot k % capacity.
  *
- * Locking: `lock` guards every field below it except capacity, item_size and
- * flags, which never change after create. There is no other lock, so there is
- * no lock order.
+ * Crash safety (CREW_SHARED): every change of state is one store made after
+ * the bytes it publishes: a put copies the items, then advances tail; a take
+ * copies them out, then advances head. A process that dies at any point,
+ * holding the lock, leaves the queue as it was before or after its call,
+ * never in between; the next locker sees CREW__OWNER_DIED, checks the
+ * counters, wakes everyone (the dead process may have owed a wake-up) and
+ * marks the lock consistent.
+ *
+ * Locking: `lock` guards every field below it except capacity, item_size,
+ * flags, creator and ring, which never change after create. There is no
+ * other lock, so there is no lock order.
  *
  * Waking: pushers wait on not_full, poppers on not_empty; each side counts
- * its waiters under the lock. A push of n items signals not_empty at most
- * min(n, poppers waiting) times, a pop of n items signals not_full at most
- * min(n, pushers waiting) times; only close broadcasts. Signals are sent
- * with the lock held, so a call's last touch of the queue is its unlock: a
- * thread that pops the last item another thread pushed may destroy the queue
- * at once (glibc, like POSIX, makes destroying a mutex right after another
- * thread's unlock safe). Every waiter rechecks its predicate after any
- * wake-up, a timed-out one included, so a signal that reaches a thread which
- * then leaves cannot strand an item: the item is taken by whoever looks next.
+ * its waiters under the lock. A push of n items wakes at most min(n, poppers
+ * waiting) poppers, a pop of n items at most min(n, pushers waiting)
+ * pushers; only close wakes everyone. Wake-ups are sent with the lock held,
+ * so a call's last touch of the queue is its unlock: a thread that pops the
+ * last item another thread pushed may destroy the queue at once (glibc, like
+ * POSIX, makes destroying a mutex right after another thread's unlock safe).
+ * Every waiter rechecks its predicate after any wake-up, a timed-out one
+ * included, so a wake-up that reaches a thread which then leaves cannot
+ * strand an item. A process killed while waiting leaves its waiter count
+ * behind (extra wake-ups, never missing ones); crew__queue_forget_waiters()
+ * resets the counts under a new generation.
  *
- * Fairness: FIFO for items. Threads are woken in the order the condition
- * variable chooses; crew promises no order among waiters.
+ * Fairness: FIFO for items. Threads are woken in the order the wait set
+ * chooses; crew promises no order among waiters.
  */
 #include "config.h"
 
@@ -30,103 +42,178 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 struct crew_queue {
   crew__mutex lock;
-  crew__cond not_empty; /* poppers wait here */
-  crew__cond not_full;  /* pushers wait here */
-  size_t head;          /* index of the oldest item */
-  size_t count;         /* items queued */
-  size_t pop_waiters;   /* threads waiting on not_empty */
-  size_t push_waiters;  /* threads waiting on not_full */
+  crew__waitset not_empty; /* poppers wait here */
+  crew__waitset not_full;  /* pushers wait here */
+  _Atomic uint64_t head;   /* items ever taken (release stores: see top) */
+  _Atomic uint64_t tail;   /* items ever put */
+  size_t pop_waiters;      /* threads waiting on not_empty */
+  size_t push_waiters;     /* threads waiting on not_full */
+  uint64_t waiter_gen;     /* bumped when the waiter counts are reset */
   bool closed;
   /* Constant after create: */
   size_t capacity;
   size_t item_size;
   unsigned flags;
+  pid_t creator;       /* CREW_SHARED: the process that destroys the objects */
+  size_t map_size;     /* CREW_SHARED: the mapping's length */
   unsigned char *ring; /* capacity * item_size bytes, after the header */
 };
-
-/* Signal cond once per item or slot, but no more than threads wait. */
-static void wake(crew__cond *cond, size_t n, size_t waiters)
-{
-  for (size_t i = 0; i < n && i < waiters; i++)
-    crew__cond_signal(cond);
-}
 
 static size_t min_size(size_t a, size_t b)
 {
   return a < b ? a : b;
 }
 
+static bool is_shared(const crew_queue *q)
+{
+  return (q->flags & CREW_SHARED) != 0;
+}
+
+static uint64_t load(const _Atomic uint64_t *counter)
+{
+  return atomic_load_explicit(counter, memory_order_relaxed); /* lock held */
+}
+
+static size_t queued(const crew_queue *q)
+{
+  return (size_t)(load(&q->tail) - load(&q->head));
+}
+
+/* ----------------------------------------------------------------- locking */
+
+/* After a process died holding the lock: check, wake all, mark consistent. */
+static void recover(crew_queue *q)
+{
+  if (queued(q) > q->capacity) /* cannot happen: single stores */
+    atomic_store_explicit(&q->head, load(&q->tail), memory_order_relaxed);
+  crew__waitset_wake_all(&q->not_empty);
+  crew__waitset_wake_all(&q->not_full);
+  crew__mutex_consistent(&q->lock);
+}
+
+static void lock(crew_queue *q)
+{
+  if (!is_shared(q))
+    crew__mutex_lock(&q->lock);
+  else if (crew__mutex_lock_robust(&q->lock) == CREW__OWNER_DIED)
+    recover(q);
+}
+
+static void unlock(crew_queue *q)
+{
+  crew__mutex_unlock(&q->lock);
+}
+
 /* ------------------------------------------------------------------ create */
+
+static int init_sync(crew_queue *q)
+{
+  bool shared = is_shared(q);
+  int rc =
+      shared ? crew__mutex_init_shared(&q->lock) : crew__mutex_init(&q->lock);
+  if (rc != 0)
+    return rc;
+  if ((rc = crew__waitset_init(&q->not_empty, shared)) != 0)
+    goto fail_not_empty;
+  if ((rc = crew__waitset_init(&q->not_full, shared)) != 0)
+    goto fail_not_full;
+  return 0;
+
+fail_not_full:
+  crew__waitset_destroy(&q->not_empty);
+fail_not_empty:
+  crew__mutex_destroy(&q->lock);
+  return rc;
+}
+
+static void release_memory(crew_queue *q)
+{
+  if (is_shared(q))
+    munmap(q, q->map_size);
+  else
+    free(q);
+}
 
 int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
                       unsigned flags)
 {
-  if (qp == NULL || capacity == 0 || item_size == 0 || flags != 0)
+  if (qp == NULL || capacity == 0 || item_size == 0 ||
+      (flags & ~(unsigned)CREW_SHARED) != 0)
     return CREW_EINVAL;
   if (capacity > (SIZE_MAX - sizeof(crew_queue)) / item_size)
     return CREW_EINVAL;
-  crew_queue *q = malloc(sizeof *q + capacity * item_size);
+  size_t size = sizeof(crew_queue) + capacity * item_size;
+  crew_queue *q;
+  if (flags & CREW_SHARED) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    q = p == MAP_FAILED ? NULL : p;
+  } else {
+    q = malloc(size);
+  }
   if (q == NULL)
     return CREW_ENOMEM;
   *q = (crew_queue){.capacity = capacity,
                     .item_size = item_size,
                     .flags = flags,
+                    .creator = getpid(),
+                    .map_size = size,
                     .ring = (unsigned char *)(q + 1)};
-  if (crew__mutex_init(&q->lock) != 0)
-    goto fail_mutex;
-  if (crew__cond_init(&q->not_empty) != 0)
-    goto fail_not_empty;
-  if (crew__cond_init(&q->not_full) != 0)
-    goto fail_not_full;
+  int rc = init_sync(q);
+  if (rc != 0) {
+    release_memory(q);
+    return rc;
+  }
   *qp = q;
   return 0;
-
-fail_not_full:
-  crew__cond_destroy(&q->not_empty);
-fail_not_empty:
-  crew__mutex_destroy(&q->lock);
-fail_mutex:
-  free(q);
-  return CREW_ENOMEM;
 }
 
 void crew_queue_destroy(crew_queue *q)
 {
   if (q == NULL)
     return;
-  crew__cond_destroy(&q->not_full);
-  crew__cond_destroy(&q->not_empty);
-  crew__mutex_destroy(&q->lock);
-  free(q);
+  /* A shared queue's objects belong to its creator; another process only
+   * drops its own mapping. */
+  if (!is_shared(q) || getpid() == q->creator) {
+    crew__waitset_destroy(&q->not_full);
+    crew__waitset_destroy(&q->not_empty);
+    crew__mutex_destroy(&q->lock);
+  }
+  release_memory(q);
 }
 
 /* ---------------------------------------------------------- ring copying */
 
-/* Append n items from src at the tail; the caller made sure they fit. */
+/* Append n items from src; the caller made sure they fit. */
 static void ring_put(crew_queue *q, const unsigned char *src, size_t n)
 {
   crew__assert_held(&q->lock);
-  crew__assert(q->count + n <= q->capacity);
-  size_t tail = (q->head + q->count) % q->capacity;
-  size_t first = min_size(n, q->capacity - tail);
-  memcpy(q->ring + tail * q->item_size, src, first * q->item_size);
+  crew__assert(queued(q) + n <= q->capacity);
+  size_t at = (size_t)(load(&q->tail) % q->capacity);
+  size_t first = min_size(n, q->capacity - at);
+  memcpy(q->ring + at * q->item_size, src, first * q->item_size);
   memcpy(q->ring, src + first * q->item_size, (n - first) * q->item_size);
-  q->count += n;
+  /* Publishes the items: one store, ordered after the copy, for whoever
+   * locks next even if this process dies right now. */
+  atomic_store_explicit(&q->tail, load(&q->tail) + n, memory_order_release);
 }
 
-/* Remove n items from the head into dst; the caller made sure they exist. */
+/* Remove n items into dst; the caller made sure they exist. */
 static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
 {
   crew__assert_held(&q->lock);
-  crew__assert(n <= q->count);
-  size_t first = min_size(n, q->capacity - q->head);
-  memcpy(dst, q->ring + q->head * q->item_size, first * q->item_size);
+  crew__assert(n <= queued(q));
+  size_t at = (size_t)(load(&q->head) % q->capacity);
+  size_t first = min_size(n, q->capacity - at);
+  memcpy(dst, q->ring + at * q->item_size, first * q->item_size);
   memcpy(dst + first * q->item_size, q->ring, (n - first) * q->item_size);
-  q->head = (q->head + n) % q->capacity;
-  q->count -= n;
+  /* The items leave: one store, ordered after the copy. */
+  atomic_store_explicit(&q->head, load(&q->head) + n, memory_order_release);
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -135,13 +222,36 @@ static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
  * Wait with the lock held until the predicate may hold or `d` passes.
  * Returns 0 to recheck, or CREW_ETIMEDOUT once the deadline has passed.
  */
-static int wait_on(crew_queue *q, crew__cond *cond, size_t *waiters,
+static int wait_on(crew_queue *q, crew__waitset *ws, size_t *waiters,
                    crew__deadline d)
 {
+  uint64_t gen = q->waiter_gen;
   (*waiters)++;
-  int rc = crew__cond_wait(cond, &q->lock, d);
-  (*waiters)--;
+  int rc = crew__waitset_wait(ws, &q->lock, d);
+  if (rc == CREW__OWNER_DIED) {
+    recover(q);
+    rc = 0;
+  }
+  if (q->waiter_gen == gen) /* else the counts were reset meanwhile */
+    (*waiters)--;
   return rc;
+}
+
+/* Wake one waiter per item or slot, but no more than are waiting. */
+static void wake(crew__waitset *ws, size_t n, size_t waiters)
+{
+  crew__waitset_wake(ws, min_size(n, waiters));
+}
+
+void crew__queue_forget_waiters(crew_queue *q)
+{
+  lock(q);
+  q->waiter_gen++;
+  q->pop_waiters = 0;
+  q->push_waiters = 0;
+  crew__waitset_wake_all(&q->not_empty);
+  crew__waitset_wake_all(&q->not_full);
+  unlock(q);
 }
 
 /* ---------------------------------------------------------------- push */
@@ -155,13 +265,13 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
 {
   size_t done = 0;
   int rc = 0;
-  crew__mutex_lock(&q->lock);
+  lock(q);
   while (done < count) {
     if (q->closed) {
       rc = CREW_ECLOSED;
       break;
     }
-    size_t room = q->capacity - q->count;
+    size_t room = q->capacity - queued(q);
     if (room > 0) {
       size_t n = min_size(room, count - done);
       ring_put(q, items + done * q->item_size, n);
@@ -174,7 +284,7 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
       break;
     rc = wait_on(q, &q->not_full, &q->push_waiters, d);
   }
-  crew__mutex_unlock(&q->lock);
+  unlock(q);
   *pushed = done;
   return done == count ? 0 : rc;
 }
@@ -217,13 +327,13 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
                      size_t *popped, crew__deadline d)
 {
   int rc = 0;
-  crew__mutex_lock(&q->lock);
+  lock(q);
   for (;;) {
-    if (q->count > 0) {
-      size_t n = min_size(q->count, max);
+    if (queued(q) > 0) {
+      size_t n = min_size(queued(q), max);
       ring_take(q, items, n);
       wake(&q->not_full, n, q->push_waiters);
-      crew__mutex_unlock(&q->lock);
+      unlock(q);
       *popped = n;
       return 0;
     }
@@ -235,7 +345,7 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
       break;
     rc = wait_on(q, &q->not_empty, &q->pop_waiters, d);
   }
-  crew__mutex_unlock(&q->lock);
+  unlock(q);
   *popped = 0;
   return rc;
 }
@@ -272,11 +382,11 @@ void crew_queue_close(crew_queue *q)
 {
   if (q == NULL)
     return;
-  crew__mutex_lock(&q->lock);
+  lock(q);
   q->closed = true;
-  crew__cond_broadcast(&q->not_empty);
-  crew__cond_broadcast(&q->not_full);
-  crew__mutex_unlock(&q->lock);
+  crew__waitset_wake_all(&q->not_empty);
+  crew__waitset_wake_all(&q->not_full);
+  unlock(q);
 }
 
 bool crew_queue_is_closed(const crew_queue *cq)
@@ -284,9 +394,9 @@ bool crew_queue_is_closed(const crew_queue *cq)
   if (cq == NULL)
     return false;
   crew_queue *q = (crew_queue *)cq; /* the lock is not part of the value */
-  crew__mutex_lock(&q->lock);
+  lock(q);
   bool closed = q->closed;
-  crew__mutex_unlock(&q->lock);
+  unlock(q);
   return closed;
 }
 
@@ -295,9 +405,9 @@ size_t crew_queue_size(const crew_queue *cq)
   if (cq == NULL)
     return 0;
   crew_queue *q = (crew_queue *)cq; /* the lock is not part of the value */
-  crew__mutex_lock(&q->lock);
-  size_t n = q->count;
-  crew__mutex_unlock(&q->lock);
+  lock(q);
+  size_t n = queued(q);
+  unlock(q);
   return n;
 }
 

@@ -12,6 +12,10 @@
  *  - With CREW_DEBUG, a mutex records its holder so callers can assert lock
  *    ownership (crew__assert_held); the record is an atomic pointer to a
  *    thread-local byte, written by the holder only.
+ *  - Shared objects (for MAP_SHARED memory): mutexes are process-shared and
+ *    robust, and wait sets sleep on a futex word that only counts wake-ups,
+ *    so a process that dies holding the lock or while waiting leaves nothing
+ *    the others wait on forever.
  */
 #include "config.h"
 
@@ -70,7 +74,7 @@ bool crew__mutex_held(const crew__mutex *mu)
 }
 #endif
 
-int crew__mutex_init(crew__mutex *mu)
+static int mutex_init(crew__mutex *mu, bool shared)
 {
 #ifdef CREW_DEBUG
   atomic_init(&mu->owner, NULL);
@@ -85,14 +89,33 @@ int crew__mutex_init(crew__mutex *mu)
    * the speed with a plain mutex). */
   pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
 #endif
-  int rc = pthread_mutex_init(&mu->m, &attr);
+  int rc = 0;
+  if (shared) {
+    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+#ifdef HAVE_PTHREAD_MUTEXATTR_SETROBUST
+    if (rc == 0)
+      rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+#endif
+  }
+  if (rc == 0)
+    rc = pthread_mutex_init(&mu->m, &attr);
   pthread_mutexattr_destroy(&attr);
   return rc == 0 ? 0 : CREW_ENOMEM;
 }
 
+int crew__mutex_init(crew__mutex *mu)
+{
+  return mutex_init(mu, false);
+}
+
+int crew__mutex_init_shared(crew__mutex *mu)
+{
+  return mutex_init(mu, true);
+}
+
 void crew__mutex_destroy(crew__mutex *mu)
 {
-  crew__assert(atomic_load(&mu->owner) == NULL);
+  /* No owner check: a shared mutex's owner may have died holding it. */
   pthread_mutex_destroy(&mu->m);
 }
 
@@ -102,6 +125,27 @@ void crew__mutex_lock(crew__mutex *mu)
   pthread_mutex_lock(&mu->m);
 #ifdef CREW_DEBUG
   atomic_store_explicit(&mu->owner, &crew__self_tag, memory_order_relaxed);
+#endif
+}
+
+int crew__mutex_lock_robust(crew__mutex *mu)
+{
+  /* No held-assert: a thread of another process, forked from ours, has the
+   * same thread-local address, so the owner record cannot tell. */
+  int rc = pthread_mutex_lock(&mu->m);
+#ifdef CREW_DEBUG
+  atomic_store_explicit(&mu->owner, &crew__self_tag, memory_order_relaxed);
+#endif
+  return rc == EOWNERDEAD ? CREW__OWNER_DIED : 0;
+}
+
+void crew__mutex_consistent(crew__mutex *mu)
+{
+  crew__assert_held(mu);
+#ifdef HAVE_PTHREAD_MUTEX_CONSISTENT
+  pthread_mutex_consistent(&mu->m);
+#else
+  (void)mu;
 #endif
 }
 
@@ -178,7 +222,125 @@ int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d)
 #ifdef CREW_DEBUG
   atomic_store_explicit(&mu->owner, &crew__self_tag, memory_order_relaxed);
 #endif
+  if (rc == EOWNERDEAD) /* a robust mutex whose owner died */
+    return CREW__OWNER_DIED;
   return rc == ETIMEDOUT ? CREW_ETIMEDOUT : 0;
+}
+
+/* --------------------------------------------------------------- wait sets */
+
+/* The longest a shared wait sleeps before it looks again (see below). */
+#define SHARED_SLICE_NS (100 * 1000000ull)
+
+#if HAVE_DECL_SYS_FUTEX && defined(HAVE_LINUX_FUTEX_H)
+#define CREW__FUTEX 1
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+/* Sleep while *word == seen, until woken or the monotonic deadline. */
+static int futex_wait(_Atomic uint32_t *word, uint32_t seen, crew__deadline d)
+{
+  struct timespec ts, *abs = NULL;
+  if (d.at != CREW__NEVER) {
+    ts = (struct timespec){.tv_sec = (time_t)(d.at / 1000000000u),
+                           .tv_nsec = (long)(d.at % 1000000000u)};
+    abs = &ts;
+  }
+  /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. Shared (no
+   * FUTEX_PRIVATE_FLAG): the word is in memory other processes map. */
+  long rc = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seen, abs, NULL,
+                    FUTEX_BITSET_MATCH_ANY);
+  return rc == -1 && errno == ETIMEDOUT ? CREW_ETIMEDOUT : 0;
+}
+
+static void futex_wake(_Atomic uint32_t *word, int n)
+{
+  syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+#endif
+
+int crew__waitset_init(crew__waitset *ws, bool shared)
+{
+  ws->shared = shared;
+  atomic_init(&ws->wake, 0);
+#ifdef CREW__FUTEX
+  if (shared)
+    return 0;
+#endif
+  pthread_condattr_t attr;
+  if (pthread_condattr_init(&attr) != 0)
+    return CREW_ENOMEM;
+#ifdef HAVE_PTHREAD_CONDATTR_SETCLOCK
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#endif
+  if (shared)
+    pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  int rc = pthread_cond_init(&ws->cond.c, &attr);
+  pthread_condattr_destroy(&attr);
+  return rc == 0 ? 0 : CREW_ENOMEM;
+}
+
+void crew__waitset_destroy(crew__waitset *ws)
+{
+#ifdef CREW__FUTEX
+  if (ws->shared)
+    return;
+#endif
+  crew__cond_destroy(&ws->cond);
+}
+
+int crew__waitset_wait(crew__waitset *ws, crew__mutex *mu, crew__deadline d)
+{
+#ifdef CREW__FUTEX
+  if (ws->shared) {
+    crew__assert_held(mu);
+    if (d.at != CREW__NEVER && crew__deadline_passed(d))
+      return CREW_ETIMEDOUT;
+    /* Wakers bump `wake` with the mutex held, so a wake between the unlock
+     * and the sleep changes the word and the sleep returns at once. A
+     * process killed just as it was woken takes that wake-up with it: so
+     * sleep at most SHARED_SLICE_NS, and let the caller look again. */
+    uint32_t seen = atomic_load_explicit(&ws->wake, memory_order_relaxed);
+    crew__deadline slice = crew__deadline_in(SHARED_SLICE_NS);
+    bool sliced = slice.at < d.at;
+    crew__mutex_unlock(mu);
+    int rc = futex_wait(&ws->wake, seen, sliced ? slice : d);
+    if (sliced && rc == CREW_ETIMEDOUT)
+      rc = 0; /* only the slice ended */
+    if (crew__mutex_lock_robust(mu) == CREW__OWNER_DIED)
+      return CREW__OWNER_DIED;
+    return rc;
+  }
+#endif
+  int rc = crew__cond_wait(&ws->cond, mu, d);
+  return rc;
+}
+
+void crew__waitset_wake(crew__waitset *ws, size_t n)
+{
+  if (n == 0)
+    return;
+#ifdef CREW__FUTEX
+  if (ws->shared) {
+    atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
+    futex_wake(&ws->wake, n > INT32_MAX ? INT32_MAX : (int)n);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; i++)
+    crew__cond_signal(&ws->cond);
+}
+
+void crew__waitset_wake_all(crew__waitset *ws)
+{
+#ifdef CREW__FUTEX
+  if (ws->shared) {
+    atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
+    futex_wake(&ws->wake, INT32_MAX);
+    return;
+  }
+#endif
+  crew__cond_broadcast(&ws->cond);
 }
 
 /* ---------------------------------------------------------------- threads */
@@ -200,14 +362,19 @@ void crew__thread_join(crew__thread *th)
   pthread_join(th->t, NULL);
 }
 
-void crew__thread_set_name(const char *name)
+void crew__thread_set_name(const char *prefix, const char *suffix)
 {
+  /* Linux keeps 15 bytes: cut the prefix, never the suffix (the index). */
+  char name[16];
+  size_t len = strlen(suffix) < 15 ? strlen(suffix) : 15;
+  size_t keep = strlen(prefix);
+  if (keep > 15 - len)
+    keep = 15 - len;
+  memcpy(name, prefix, keep);
+  memcpy(name + keep, suffix, len);
+  name[keep + len] = '\0';
 #ifdef HAVE_PTHREAD_SETNAME_NP
-  char buf[16];
-  snprintf(buf, sizeof buf, "%s", name);
-  pthread_setname_np(pthread_self(), buf);
-#else
-  (void)name;
+  pthread_setname_np(pthread_self(), name);
 #endif
 }
 

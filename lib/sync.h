@@ -47,6 +47,17 @@ void crew__mutex_destroy(crew__mutex *mu);
 void crew__mutex_lock(crew__mutex *mu);
 void crew__mutex_unlock(crew__mutex *mu);
 
+/*
+ * A mutex in MAP_SHARED memory, usable by every process that maps it, and
+ * robust: if a process dies holding it, the next locker gets it with
+ * CREW__OWNER_DIED, must make the state it guards consistent, then call
+ * crew__mutex_consistent(). Lock it with crew__mutex_lock_robust() only.
+ */
+#define CREW__OWNER_DIED 1
+int crew__mutex_init_shared(crew__mutex *mu);
+int crew__mutex_lock_robust(crew__mutex *mu);
+void crew__mutex_consistent(crew__mutex *mu);
+
 #ifdef CREW_DEBUG
 #include <assert.h>
 bool crew__mutex_held(const crew__mutex *mu);
@@ -75,6 +86,40 @@ void crew__cond_broadcast(crew__cond *cv);
  */
 int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d);
 
+/* --------------------------------------------------------------- wait sets */
+
+/*
+ * Where threads wait for a condition guarded by a mutex. A private wait set
+ * is a condition variable. A shared one (for MAP_SHARED memory) is a futex
+ * word counting wake-ups: it keeps no state about its waiters, so a process
+ * killed while waiting cannot wedge the others (a process-shared condition
+ * variable can: glibc's signal, broadcast and destroy then block forever).
+ * A process killed just as it was woken takes that wake-up with it, so a
+ * shared wait sleeps at most 100 ms at a time and its caller looks again:
+ * no waiter sleeps longer than that past a wake-up it should have had.
+ * Without futexes, the shared kind falls back to a process-shared condition
+ * variable, which has no such guarantee.
+ */
+typedef struct crew__waitset {
+  crew__cond cond;       /* private, and the fallback */
+  _Atomic uint32_t wake; /* shared: bumped by every wake */
+  bool shared;
+} crew__waitset;
+
+int crew__waitset_init(crew__waitset *ws, bool shared);
+void crew__waitset_destroy(crew__waitset *ws);
+
+/*
+ * With mu held, sleep until woken or `d` passes, and return with mu held.
+ * Returns 0 (recheck the predicate), CREW_ETIMEDOUT, or, for a shared wait
+ * set, CREW__OWNER_DIED when relocking found mu's previous owner dead.
+ */
+int crew__waitset_wait(crew__waitset *ws, crew__mutex *mu, crew__deadline d);
+
+/* With the mutex held: wake up to n waiters, or every waiter. */
+void crew__waitset_wake(crew__waitset *ws, size_t n);
+void crew__waitset_wake_all(crew__waitset *ws);
+
 /* ---------------------------------------------------------------- threads */
 
 typedef struct crew__thread {
@@ -88,8 +133,12 @@ typedef struct crew__thread {
 int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg);
 void crew__thread_join(crew__thread *th);
 
-/* Name the calling thread (cut to what the system keeps); best effort. */
-void crew__thread_set_name(const char *name);
+/*
+ * Name the calling thread PREFIX SUFFIX, cut to the 15 bytes Linux keeps by
+ * shortening the prefix, never the suffix; best effort. In a single-threaded
+ * process this names the process.
+ */
+void crew__thread_set_name(const char *prefix, const char *suffix);
 
 /* How many CPUs this process may run on (its affinity mask); at least 1. */
 size_t crew__cpu_count(void);

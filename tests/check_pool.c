@@ -200,6 +200,10 @@ START_TEST(config_init_gives_the_defaults)
   ck_assert(cfg.init == NULL);
   ck_assert_ptr_null(cfg.init_arg);
   ck_assert_ptr_null(cfg.name);
+  ck_assert_uint_eq(cfg.max_in_size, 0);
+  ck_assert_uint_eq(cfg.max_out_size, 0);
+  ck_assert_uint_eq(cfg.task_timeout_ns, 0);
+  ck_assert_uint_eq(cfg.max_tasks_per_worker, 0);
   crew_config_init(NULL); /* a no-op, no crash */
 }
 END_TEST
@@ -250,9 +254,9 @@ START_TEST(default_workers_are_the_affinity_cpus)
 }
 END_TEST
 
-static const int bad_modes[] = {CREW_PROCESSES, 7, -1};
+static const int bad_modes[] = {CREW_PROCESSES + 1, 7, -1};
 
-START_TEST(unknown_or_process_mode_is_refused)
+START_TEST(unknown_mode_is_refused)
 {
   crew_config cfg;
   crew_config_init(&cfg);
@@ -264,6 +268,21 @@ START_TEST(unknown_or_process_mode_is_refused)
 END_TEST
 
 static const size_t bad_workers[] = {CREW_WORKERS_MAX + 1, SIZE_MAX};
+
+START_TEST(process_only_fields_are_refused_with_threads)
+{
+  crew_config cfg;
+  crew_config_init(&cfg);
+  cfg.task_timeout_ns = 1000000;
+  crew_pool *pool = NO_POOL;
+  ck_assert_int_eq(crew_pool_create(&pool, &cfg), CREW_EINVAL);
+  ck_assert_ptr_eq(pool, NO_POOL);
+  crew_config_init(&cfg);
+  cfg.max_tasks_per_worker = 10;
+  ck_assert_int_eq(crew_pool_create(&pool, &cfg), CREW_EINVAL);
+  ck_assert_ptr_eq(pool, NO_POOL);
+}
+END_TEST
 
 START_TEST(too_many_workers_are_refused)
 {
@@ -1271,8 +1290,9 @@ int main(void)
   tcase_add_test(tc, config_init_gives_the_defaults);
   tcase_add_test(tc, create_needs_an_out_pointer);
   tcase_add_test(tc, default_workers_are_the_affinity_cpus);
-  tcase_add_loop_test(tc, unknown_or_process_mode_is_refused, 0, 3);
+  tcase_add_loop_test(tc, unknown_mode_is_refused, 0, 3);
   tcase_add_loop_test(tc, too_many_workers_are_refused, 0, 2);
+  tcase_add_test(tc, process_only_fields_are_refused_with_threads);
   tcase_add_loop_test(tc, overflowing_queue_capacity_is_refused, 0, 3);
   tcase_add_loop_test(tc, pool_has_exactly_the_workers_asked, 0, 2);
   tcase_add_test(tc, workers_of_null_is_zero);

@@ -221,8 +221,9 @@ END_TEST
 
 START_TEST(create_with_unknown_flags_is_einval)
 {
-  expect_create_einval(4, 8, 1u);
+  expect_create_einval(4, 8, CREW_SHARED << 1);
   expect_create_einval(4, 8, 0x80000000u);
+  expect_create_einval(4, 8, CREW_SHARED | 0x80000000u);
   expect_create_einval(4, 8, 2u);
   expect_create_einval(4, 8, ~0u);
 }

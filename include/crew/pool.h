@@ -26,6 +26,34 @@
  * future whose task is still queued runs that task itself; a worker whose
  * submit finds its own pool's queue full runs the new task itself at once
  * instead of waiting for room.
+ *
+ * Process mode (cfg.mode = CREW_PROCESSES): the same calls, run on worker
+ * processes. At create, crew forks a small fork server (once), which forks
+ * every worker, replacements included: workers start from the image of this
+ * process at pool creation, whatever its other threads hold later. Create
+ * the pool before starting threads that hold locks your tasks need.
+ *  - Input and output bytes travel through shared memory, at most
+ *    cfg.max_in_size / max_out_size per task (CREW_EINVAL beyond). Pointers
+ *    passed as input mean nothing in a worker unless they point into memory
+ *    that existed at create (the worker's copy) or is shared.
+ *  - The task function must exist in the workers: one from a library loaded
+ *    (dlopen) after create is refused with CREW_EINVAL at submit.
+ *  - init runs in every worker process, replacements included, never here.
+ *    on_done callbacks run here, on the pool's manager thread (NAME-mgr).
+ *  - A worker that dies in a task (a crash, abort, exit, an outside
+ *    SIGKILL) resolves that task with CREW_ECRASHED and is replaced; every
+ *    other task goes on. cfg.task_timeout_ns kills a task's worker and its
+ *    process group at the deadline: CREW_EDEADLINE. A dead worker is
+ *    replaced at once; a slot whose workers keep dying young backs off
+ *    (10 ms, doubling to 1 s).
+ *  - Workers die with this process (even by SIGKILL), lead their own
+ *    process groups (a terminal's ^C reaches only the application), start
+ *    with default signal handlers, and inherit the descriptors this process
+ *    had open at create, as any fork does; crew's own descriptors are
+ *    close-on-exec and closed in workers. crew installs no signal handler in
+ *    this process and reaps only its own children.
+ *  - A crew call on the pool from inside a worker process returns
+ *    CREW_EINVAL. Stats add crashed, deadline_killed and restarted.
  */
 #ifndef CREW_POOL_H
 #define CREW_POOL_H
@@ -45,7 +73,7 @@ typedef int (*crew_fn)(const void *in, void *out);
 /* Where the workers run. */
 enum crew_mode {
   CREW_THREADS = 0,  /* worker threads in this process (the default) */
-  CREW_PROCESSES = 1 /* worker processes: not available yet, CREW_EINVAL */
+  CREW_PROCESSES = 1 /* worker processes forked from this one */
 };
 
 /* How crew_pool_shutdown() treats tasks still queued. */
@@ -60,24 +88,43 @@ enum crew_shutdown {
 /* The queue capacity a pool gets when crew_config.queue_capacity is 0. */
 #define CREW_QUEUE_CAPACITY_DEFAULT 1024
 
+/* In process mode, the input and output bytes one task may carry when
+ * crew_config.max_in_size / max_out_size are 0. */
+#define CREW_TASK_BYTES_DEFAULT ((size_t)16 << 20)
+
 /*
  * A pool's configuration. Fill it with crew_config_init(), then change what
  * you need: fields may be added at the end in later versions, and
  * crew_config_init() gives them their defaults.
  */
 typedef struct crew_config {
-  int mode;                /* enum crew_mode; default CREW_THREADS */
-  size_t workers;          /* 0 (default): one per CPU this process may run on,
-                              by its affinity mask; at most CREW_WORKERS_MAX */
-  size_t queue_capacity;   /* tasks the queue holds before submit blocks;
-                              0 (default): CREW_QUEUE_CAPACITY_DEFAULT */
-  void (*init)(void *arg); /* if not NULL, run once in each worker before its
-                              first task (Python's Pool initializer) */
-  void *init_arg;          /* passed to init */
-  const char *name;        /* worker name prefix, copied at create; NULL
-                              (default): "crew". Workers are named NAME-INDEX,
-                              cut to the 15 characters Linux keeps (the name
-                              is shortened, never the index) */
+  int mode;                 /* enum crew_mode; default CREW_THREADS */
+  size_t workers;           /* 0 (default): one per CPU this process may run on,
+                               by its affinity mask; at most CREW_WORKERS_MAX */
+  size_t queue_capacity;    /* tasks the queue holds before submit blocks;
+                               0 (default): CREW_QUEUE_CAPACITY_DEFAULT */
+  void (*init)(void *arg);  /* if not NULL, run once in each worker before its
+                               first task (Python's Pool initializer) */
+  void *init_arg;           /* passed to init */
+  const char *name;         /* worker name prefix, copied at create; NULL
+                               (default): "crew". Workers are named NAME-INDEX,
+                               cut to the 15 characters Linux keeps (the name
+                               is shortened, never the index) */
+  size_t max_in_size;       /* input bytes one submitted task may carry; a
+                               larger one gets CREW_EINVAL. 0 (default): no
+                               limit with threads, CREW_TASK_BYTES_DEFAULT
+                               with processes */
+  size_t max_out_size;      /* the same for output bytes */
+  uint64_t task_timeout_ns; /* processes only: a task running longer has its
+                               worker (and the worker's process group)
+                               killed, within about 50 ms, and its future
+                               resolves with CREW_EDEADLINE. 0 (default):
+                               none. Nonzero with threads: CREW_EINVAL */
+  uint64_t max_tasks_per_worker; /* processes only: a worker exits cleanly
+                                    after this many tasks (a map chunk
+                                    counts as one) and is replaced. 0
+                                    (default): never. Nonzero with threads:
+                                    CREW_EINVAL */
 } crew_config;
 
 /* Counters of a pool, read by crew_pool_stats(). */
@@ -89,6 +136,10 @@ typedef struct crew_stats {
   size_t queued;      /* accepted, not yet started nor cancelled, now */
   size_t running;     /* running now */
   size_t workers;     /* workers alive now */
+  uint64_t crashed;   /* processes: tasks whose worker died under them */
+  uint64_t deadline_killed; /* processes: tasks killed at task_timeout_ns */
+  uint64_t restarted;       /* processes: replacement workers started, for any
+                               reason (a crash, a deadline, recycling) */
 } crew_stats;
 
 /*
@@ -102,7 +153,8 @@ CREW_API void crew_config_init(crew_config *cfg);
  *
  * All workers are started before it returns. On success *pool owns the pool
  * until crew_pool_destroy(). Returns 0, CREW_EINVAL (pool NULL, an unknown
- * mode, CREW_PROCESSES for now, workers above CREW_WORKERS_MAX or above what
+ * mode, task_timeout_ns or max_tasks_per_worker with threads, workers above
+ * CREW_WORKERS_MAX or above what
  * this process may start (RLIMIT_NPROC), a queue capacity whose size
  * overflows size_t), or CREW_ENOMEM (memory or threads ran out; everything
  * started is undone). *pool is left untouched on failure.
@@ -122,7 +174,9 @@ CREW_API int crew_pool_create(crew_pool **pool, const crew_config *cfg);
  * pool, which runs the task at once instead. Returns 0, CREW_ECLOSED (the
  * pool is or became shut down while waiting: the task does not exist, no
  * future was made), CREW_EINVAL (pool or fn NULL, in NULL with in_size > 0,
- * a call from a forked child), or CREW_ENOMEM.
+ * in_size or out_size above the pool's limits, in process mode a function
+ * the workers lack, a call from a forked child or a worker process), or
+ * CREW_ENOMEM.
  */
 CREW_API int crew_submit(crew_pool *pool, crew_fn fn, const void *in,
                          size_t in_size, size_t out_size, crew_future **future);
@@ -146,6 +200,11 @@ CREW_API int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
  * be NULL with in_stride 0 (fn gets NULL), and out NULL with out_stride 0
  * (fn gets NULL). Several threads may map on one pool at once, tasks of the
  * pool included.
+ *
+ * In process mode the arrays travel through shared memory: count *
+ * in_stride bytes go to the workers and count * out_stride bytes come back
+ * (bytes the task does not write come back unchanged), so each item must lie
+ * within its stride, and a stride of 0 with a non-NULL array is CREW_EINVAL.
  *
  * Blocks until every item is done. Returns 0 if every item returned 0, else
  * the status of the lowest-index item that failed (CREW_ECANCELED for items
@@ -193,9 +252,10 @@ CREW_API void crew_pool_destroy(crew_pool *pool);
  *
  * Counters are read one by one while work goes on, so fields may disagree by
  * the tasks in flight at that moment; once the pool is idle they add up:
- * submitted == completed + cancelled + queued + running. Valid from create
- * until destroy, after shutdown too. Never blocks. Returns 0 or CREW_EINVAL
- * (NULL argument, a call from a forked child).
+ * submitted == completed + cancelled + crashed + deadline_killed + queued +
+ * running. In process mode a map's items are counted when the map ends. Valid
+ * from create until destroy, after shutdown too. Never blocks. Returns 0 or
+ * CREW_EINVAL (NULL argument, a call from a forked child).
  */
 CREW_API int crew_pool_stats(crew_pool *pool, crew_stats *stats);
 

@@ -35,12 +35,31 @@ extern "C" {
 typedef struct crew_queue crew_queue;
 
 /*
+ * crew_queue_create flag: put the queue in shared memory, usable by every
+ * process forked after it was created (Python's multiprocessing.Queue).
+ * Items are still copied by value; a pointer inside an item means nothing
+ * in another process unless it points into memory both share.
+ *
+ * A process that dies at any point, even holding the queue's lock, leaves
+ * the queue as it was just before or just after its call: the next locker
+ * recovers the lock (a robust mutex) and nothing is lost or duplicated. A
+ * process killed while waiting wedges nobody: waiters sleep on a futex word
+ * that keeps no state about them (on Linux; elsewhere a process-shared
+ * condition variable, without that guarantee). A process killed just as a
+ * push or pop woke it takes that wake-up with it; waiters look again at
+ * least every 100 ms, so the others find the item by then. Each process that no
+ * longer needs the queue calls crew_queue_destroy(), which drops its mapping;
+ * the creator's call, which must come last, also destroys the lock.
+ */
+#define CREW_SHARED 0x1u
+
+/*
  * crew_queue_create - make an empty queue of up to `capacity` items of
  * `item_size` bytes each.
  *
- * `flags` must be 0 for now (process-shared queues come with process mode).
- * Storage for every item is allocated here, once; pushes and pops never
- * allocate. On success *q owns the queue until crew_queue_destroy().
+ * `flags` is 0 or CREW_SHARED (see above). Storage for every item is
+ * allocated here, once; pushes and pops never allocate. On success *q owns
+ * the queue until crew_queue_destroy().
  *
  * Returns 0, CREW_EINVAL (q NULL, capacity or item_size 0, capacity *
  * item_size overflowing size_t, unknown flag bits) or CREW_ENOMEM. On failure
@@ -53,7 +72,9 @@ CREW_API int crew_queue_create(crew_queue **q, size_t capacity,
  * crew_queue_destroy - free the queue and any items still in it.
  *
  * Must be the last call on the queue (see Thread safety above). NULL is a
- * no-op. Never blocks.
+ * no-op. Never blocks. For a CREW_SHARED queue, a process other than the
+ * creator only drops its own mapping; the creator's call, last of all,
+ * frees the queue.
  */
 CREW_API void crew_queue_destroy(crew_queue *q);
 

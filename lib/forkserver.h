@@ -1,0 +1,54 @@
+/*
+ * forkserver.h - a single-threaded process that forks a pool's workers (see
+ * forkserver.c). Called by one thread of the parent only (the process pool's
+ * manager); not thread-safe.
+ */
+#ifndef CREW_FORKSERVER_H
+#define CREW_FORKSERVER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What the server reports, through ops->report, from its own process. */
+enum crew__fs_report {
+  CREW__FS_SPAWNED = 1, /* slot's worker started: pid */
+  CREW__FS_FAILED = 2,  /* fork for slot failed: errno in `value` */
+  CREW__FS_DIED = 3     /* slot's worker ended: pid, wait code in `value` */
+};
+
+struct crew__forkserver_ops {
+  /* In a new worker process of `slot`: run it. Must not return. */
+  void (*worker_main)(void *arg, uint32_t slot);
+  /* In the server process: tell the parent (through shared memory). The
+   * wait code is the exit status 0..255, or -N if signal N ended it. */
+  void (*report)(void *arg, int kind, uint32_t slot, pid_t pid, int value);
+  void *arg;
+  uint32_t nslots;
+};
+
+struct crew__forkserver {
+  pid_t pid; /* the server */
+  int fd;    /* this end of the request socket, close-on-exec */
+};
+
+/*
+ * Fork the server from the calling thread. The server dies with that thread
+ * (PR_SET_PDEATHSIG) or when asked, killing its workers first. Returns 0 or
+ * CREW_ENOMEM.
+ */
+int crew__forkserver_start(struct crew__forkserver *fs,
+                           const struct crew__forkserver_ops *ops);
+
+/* Ask for a worker in `slot` (the slot must be free: never spawned, or
+ * reaped). The answer comes as a report. */
+int crew__forkserver_spawn(struct crew__forkserver *fs, uint32_t slot);
+
+/* Let the server reap the worker of `slot` after its death was reported:
+ * until then its pid stays reserved, so the parent may signal it safely. */
+int crew__forkserver_reap(struct crew__forkserver *fs, uint32_t slot);
+
+/* Stop the server: it kills (SIGKILL) and reaps every worker left, then
+ * exits; this waits for it. */
+void crew__forkserver_stop(struct crew__forkserver *fs);
+
+#endif
