@@ -83,6 +83,7 @@ struct crew_future {
   crew_pool *pool;
   crew_fn fn;
   size_t out_size;
+  uint64_t submitted_ns; /* for the pool's timing; 0 if it does not time */
   bool remote;           /* runs in a worker process: cancel asks the pool */
   uint32_t remote_entry; /* the pool's names for the task */
   uint64_t remote_ticket;
@@ -136,6 +137,7 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
   f->pool = pool;
   f->fn = fn;
   f->out_size = out_size;
+  f->submitted_ns = 0;
   f->remote = false;
   f->in = in_size > 0 ? f->data : NULL;
   f->out = out_size > 0 ? f->data + in_room : NULL;
@@ -168,6 +170,21 @@ static void future_unref(crew_future *f)
 {
   if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
     future_free(f);
+}
+
+void crew__future_retain(crew_future *f)
+{
+  future_ref(f);
+}
+
+void crew__future_set_submitted(crew_future *f, uint64_t ns)
+{
+  f->submitted_ns = ns;
+}
+
+uint64_t crew__future_submitted(const crew_future *f)
+{
+  return f->submitted_ns;
 }
 
 void crew__future_release_slot(crew_future *f)
@@ -250,10 +267,12 @@ bool crew__future_claim(crew_future *f)
                                                  memory_order_acquire);
 }
 
-int crew__future_invoke(crew_future *f)
+void crew__future_parts(crew_future *f, crew_fn *fn, void **in, void **out)
 {
   crew__assert(load_state(f) == RUNNING);
-  return f->fn(f->in, f->out);
+  *fn = f->fn;
+  *in = f->in;
+  *out = f->out;
 }
 
 void crew__future_set_remote(crew_future *f, uint32_t entry, uint64_t ticket)

@@ -26,10 +26,15 @@
 struct crew__map;    /* map.c */
 struct crew__worker; /* pool.c */
 
+/* A pool's state word (pool.c; shared with a process pool's workers). */
+#define CREW__POOL_OPEN       0
+#define CREW__POOL_DRAINING   1
+#define CREW__POOL_CANCELLING 2
+
 /* ------------------------------------------------------------ task slots */
 
 /* Input bytes a fire-and-forget task carries in its queue slot. */
-#define CREW__INLINE_IN 40
+#define CREW__INLINE_IN 32
 
 enum crew__task_kind {
   CREW__TASK_PLAIN = 1,  /* fire and forget: fn + input in the slot */
@@ -41,9 +46,10 @@ enum crew__task_kind {
 struct crew__task {
   crew_fn fn; /* PLAIN */
   void *ptr;  /* FUTURE: struct crew_future *; MAP: struct crew__map * */
+  uint64_t submit_ns; /* when submitted, if the pool times tasks; else 0 */
+  uint32_t kind;      /* enum crew__task_kind */
+  uint32_t in_size;   /* PLAIN: bytes used in `in` */
   alignas(16) unsigned char in[CREW__INLINE_IN]; /* PLAIN: the input */
-  uint32_t kind;                                 /* enum crew__task_kind */
-  uint32_t in_size;                              /* PLAIN: bytes used in `in` */
 };
 
 /* ------------------------------------------------------------- queue.c */
@@ -94,8 +100,8 @@ void crew__future_discard(crew_future *f);
 /* QUEUED -> RUNNING: true if the caller now owns the run. */
 bool crew__future_claim(crew_future *f);
 
-/* Run a claimed future's task and return its status (does not resolve). */
-int crew__future_invoke(crew_future *f);
+/* A claimed future's task: its function, input and output. */
+void crew__future_parts(crew_future *f, crew_fn *fn, void **in, void **out);
 
 /* Resolve a claimed future as completed with `status`; runs callbacks. */
 void crew__future_complete(crew_future *f, int status);
@@ -105,6 +111,14 @@ void crew__future_complete(crew_future *f, int status);
  * 0, or CREW_EBUSY if it had been claimed or resolved.
  */
 int crew__future_cancel(crew_future *f);
+
+/* Take one more reference (released with crew_future_release). */
+void crew__future_retain(crew_future *f);
+
+/* When the future's task was submitted (set by the pool if it times
+ * tasks), for a worker that runs it without its slot. */
+void crew__future_set_submitted(crew_future *f, uint64_t ns);
+uint64_t crew__future_submitted(const crew_future *f);
 
 /* Drop the queue slot's reference (a worker took the slot). */
 void crew__future_release_slot(crew_future *f);
@@ -160,6 +174,9 @@ int crew__pool_check_open(const crew_pool *pool);
 
 /* How many workers the pool has. */
 size_t crew__pool_nworkers(const crew_pool *pool);
+
+/* The pool's latency reset count (histogram writers tag maxima with it). */
+uint64_t crew__pool_latency_epoch(crew_pool *pool);
 
 /* The process-mode side of the pool, or NULL for a thread pool. */
 struct crew__procpool *crew__pool_procpool(const crew_pool *pool);

@@ -7,12 +7,14 @@
  * the slot on the queue (blocking while full: that is the backpressure), a
  * worker pops it and runs it, and the future resolves. See DESIGN.md.
  *
- * State: `state` goes OPEN -> STOPPING once (compare-and-swap: the first
- * shutdown wins and closes the queue). Closing the queue is the whole stop
- * protocol: workers pop until the queue says CREW_ECLOSED, so every slot
- * queued before the close is popped exactly once; with CREW_CANCEL
- * (`cancel_queued`, set before the close) a popped slot is cancelled instead
- * of run. There are no sentinel tasks.
+ * State: `*state` goes OPEN -> DRAINING or OPEN -> CANCELLING once, by one
+ * compare-and-swap that decides both that the pool stops and how: the first
+ * shutdown wins, and from that instant every worker that pops a slot knows
+ * whether to run it or cancel it. Then the queue is closed. Closing the
+ * queue is the whole stop protocol: workers pop until the queue says
+ * CREW_ECLOSED, so every slot queued before the close is popped exactly once.
+ * There are no sentinel tasks. For a process pool the state word lives in
+ * the memory it shares with its workers, so they see the same decision.
  *
  * Locking: the queue has its own lock. `join_lock` guards `joined` and makes
  * one thread join the workers while later shutdowns wait for it. Nothing else
@@ -25,6 +27,7 @@
  */
 #include "config.h"
 
+#include "histogram.h"
 #include "internal.h"
 #include "procpool.h"
 
@@ -33,28 +36,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum pool_state { OPEN, STOPPING };
+enum pool_state {
+  OPEN = CREW__POOL_OPEN,
+  DRAINING = CREW__POOL_DRAINING,
+  CANCELLING = CREW__POOL_CANCELLING
+};
 
 struct crew__worker {
   alignas(64) struct crew__counters counters; /* own cache line */
   crew_pool *pool;
   size_t index;
   crew__thread thread;
+  struct crew__hist wait_hist, run_hist; /* cfg.latency_stats */
 };
 
 struct crew_pool {
   crew_queue *queue; /* of struct crew__task */
   crew__fork_guard fork_guard;
-  _Atomic int state;          /* enum pool_state */
-  _Atomic bool cancel_queued; /* CREW_CANCEL: cancel what is popped */
-  _Atomic size_t alive;       /* workers that have not exited */
+  _Atomic int *state; /* enum pool_state: &own_state, or shared */
+  _Atomic int own_state;
+  _Atomic size_t alive; /* workers that have not exited */
   crew__mutex join_lock;
   bool joined; /* guarded by join_lock */
   alignas(64) _Atomic uint64_t submitted;
   alignas(64) _Atomic uint64_t cancelled;
+  /* Latency: the histograms' sums at the last reset (lat_lock). */
+  crew__mutex lat_lock;
+  _Atomic uint64_t lat_epoch;      /* resets so far */
+  struct crew__hist_sum *lat_base; /* [0] queue wait, [1] run */
   /* Constant after create: */
   size_t nworkers;
-  size_t max_in, max_out;      /* 0: no limit */
+  size_t max_in, max_out; /* 0: no limit */
+  bool timed;             /* latency_stats or hooks: read the clock */
+  bool latency;
+  crew_task_hook on_start, on_finish;
+  void *hook_arg;
   struct crew__procpool *proc; /* CREW_PROCESSES: everything else is there */
   struct crew__worker *workers;
   void (*init)(void *arg);
@@ -115,22 +131,57 @@ int crew__pool_check_open(const crew_pool *pool)
 {
   if (!crew__fork_guard_same_process(&pool->fork_guard))
     return CREW_EINVAL;
-  if (atomic_load_explicit(&((crew_pool *)pool)->state, memory_order_acquire) !=
-      OPEN)
+  if (atomic_load_explicit(pool->state, memory_order_acquire) != OPEN)
     return CREW_ECLOSED;
   return 0;
 }
 
 /* ------------------------------------------------------- running tasks */
 
-/* Run a claimed future's task in worker w and resolve it. */
-static void run_future(struct crew__worker *w, crew_future *f)
+/* Run fn with the pool's hooks and latency histograms. */
+static int run_timed(struct crew__worker *w, crew_fn fn, const void *in,
+                     void *out, uint64_t submit_ns)
+{
+  crew_pool *pool = w->pool;
+  crew_task_info info = {.fn = fn,
+                         .worker = w->index,
+                         .submitted_ns = submit_ns,
+                         .started_ns = crew__now_ns()};
+  if (pool->on_start != NULL)
+    pool->on_start(&info, pool->hook_arg);
+  info.status = fn(in, out);
+  info.finished_ns = crew__now_ns();
+  if (pool->latency) {
+    uint64_t epoch = crew__read(&pool->lat_epoch);
+    if (submit_ns != 0 && info.started_ns >= submit_ns)
+      crew__hist_record(&w->wait_hist, info.started_ns - submit_ns, epoch);
+    crew__hist_record(&w->run_hist, info.finished_ns - info.started_ns, epoch);
+  }
+  if (pool->on_finish != NULL)
+    pool->on_finish(&info, pool->hook_arg);
+  return info.status;
+}
+
+/* Run one submitted task's function in worker w and count it. */
+static int run_body(struct crew__worker *w, crew_fn fn, const void *in,
+                    void *out, uint64_t submit_ns)
 {
   crew__count(&w->counters.started, 1);
-  int status = crew__future_invoke(f);
+  int status =
+      w->pool->timed ? run_timed(w, fn, in, out, submit_ns) : fn(in, out);
   crew__count(&w->counters.completed, 1);
   if (status != 0)
     crew__count(&w->counters.failed, 1);
+  return status;
+}
+
+/* Run a claimed future's task in worker w and resolve it. */
+static void run_future(struct crew__worker *w, crew_future *f)
+{
+  crew_fn fn;
+  void *in, *out;
+  crew__future_parts(f, &fn, &in, &out);
+  int status = run_body(w, fn, in, out, crew__future_submitted(f));
   crew__future_complete(f, status); /* counted first: waiters see counts */
 }
 
@@ -138,14 +189,9 @@ static void run_future(struct crew__worker *w, crew_future *f)
 static void run_task(struct crew__worker *w, struct crew__task *t)
 {
   switch (t->kind) {
-  case CREW__TASK_PLAIN: {
-    crew__count(&w->counters.started, 1);
-    int status = t->fn(t->in_size > 0 ? t->in : NULL, NULL);
-    crew__count(&w->counters.completed, 1);
-    if (status != 0)
-      crew__count(&w->counters.failed, 1);
+  case CREW__TASK_PLAIN:
+    run_body(w, t->fn, t->in_size > 0 ? t->in : NULL, NULL, t->submit_ns);
     break;
-  }
   case CREW__TASK_FUTURE:
     if (crew__future_claim(t->ptr)) /* else cancelled or run by a waiter */
       run_future(w, t->ptr);
@@ -210,7 +256,7 @@ static void *worker_main(void *arg)
 
   struct crew__task t;
   while (crew_queue_pop(pool->queue, &t) == 0) {
-    if (atomic_load_explicit(&pool->cancel_queued, memory_order_acquire))
+    if (atomic_load_explicit(pool->state, memory_order_acquire) == CANCELLING)
       drop_task(pool, &t);
     else
       run_task(w, &t);
@@ -259,7 +305,8 @@ static int submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
   if (rc != 0)
     return rc;
 
-  struct crew__task t = {.fn = fn};
+  struct crew__task t = {.fn = fn,
+                         .submit_ns = pool->timed ? crew__now_ns() : 0};
   crew_future *f = NULL;
   if (futurep == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
     t.kind = CREW__TASK_PLAIN; /* fire and forget: no allocation */
@@ -270,6 +317,7 @@ static int submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
     rc = crew__future_create(&f, pool, fn, in, in_size, out_size);
     if (rc != 0)
       return rc;
+    crew__future_set_submitted(f, t.submit_ns);
     t.kind = CREW__TASK_FUTURE;
     t.ptr = f;
   }
@@ -330,6 +378,8 @@ static void pool_free(crew_pool *pool)
   crew_queue_destroy(pool->queue);
   crew__fork_guard_fini(&pool->fork_guard);
   crew__mutex_destroy(&pool->join_lock);
+  crew__mutex_destroy(&pool->lat_lock);
+  free(pool->lat_base);
   free(pool->workers);
   free(pool->name);
   free(pool);
@@ -344,9 +394,26 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
     free(pool);
     return CREW_ENOMEM;
   }
+  if (crew__mutex_init(&pool->lat_lock) != 0) {
+    crew__mutex_destroy(&pool->join_lock);
+    free(pool);
+    return CREW_ENOMEM;
+  }
+  atomic_init(&pool->lat_epoch, 0);
+  pool->latency = cfg->latency_stats;
+  pool->on_start = cfg->on_task_start;
+  pool->on_finish = cfg->on_task_finish;
+  pool->hook_arg = cfg->hook_arg;
+  pool->timed =
+      pool->latency || pool->on_start != NULL || pool->on_finish != NULL;
+  if (pool->latency &&
+      (pool->lat_base = calloc(2, sizeof *pool->lat_base)) == NULL) {
+    pool_free(pool);
+    return CREW_ENOMEM;
+  }
   crew__fork_guard_init(&pool->fork_guard);
-  atomic_init(&pool->state, OPEN);
-  atomic_init(&pool->cancel_queued, false);
+  atomic_init(&pool->own_state, OPEN);
+  pool->state = &pool->own_state;
   atomic_init(&pool->alive, 0);
   atomic_init(&pool->submitted, 0);
   atomic_init(&pool->cancelled, 0);
@@ -361,6 +428,7 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
       pool_free(pool);
       return rc;
     }
+    pool->state = crew__procpool_state(pool->proc); /* shared with workers */
     *pp = pool;
     return 0;
   }
@@ -432,17 +500,15 @@ int crew_pool_create(crew_pool **pp, const crew_config *cfg)
 static void begin_shutdown(crew_pool *pool, int how)
 {
   int expected = OPEN;
-  if (!atomic_compare_exchange_strong_explicit(&pool->state, &expected,
-                                               STOPPING, memory_order_acq_rel,
+  int to = how == CREW_CANCEL ? CANCELLING : DRAINING;
+  if (!atomic_compare_exchange_strong_explicit(pool->state, &expected, to,
+                                               memory_order_acq_rel,
                                                memory_order_acquire))
     return;
-  if (pool->proc != NULL) {
+  if (pool->proc != NULL)
     crew__procpool_begin_stop(pool->proc, how);
-    return;
-  }
-  if (how == CREW_CANCEL) /* before the close: workers see it after */
-    atomic_store_explicit(&pool->cancel_queued, true, memory_order_release);
-  crew_queue_close(pool->queue);
+  else
+    crew_queue_close(pool->queue);
 }
 
 static void join_workers(crew_pool *pool)
@@ -480,6 +546,74 @@ void crew_pool_destroy(crew_pool *pool)
   begin_shutdown(pool, CREW_DRAIN);
   join_workers(pool);
   pool_free(pool);
+}
+
+/* -------------------------------------------------------------- stats */
+
+/* ------------------------------------------------------------ latency */
+
+uint64_t crew__pool_latency_epoch(crew_pool *pool)
+{
+  return crew__read(&pool->lat_epoch);
+}
+
+/* The sums of every histogram of the pool: [0] queue wait, [1] run. */
+static void latency_sums(crew_pool *pool, struct crew__hist_sum sums[2],
+                         uint64_t epoch)
+{
+  memset(sums, 0, 2 * sizeof sums[0]);
+  if (pool->proc != NULL) {
+    struct crew__hist *h[2];
+    crew__procpool_histograms(pool->proc, h);
+    crew__hist_add(&sums[0], h[0], epoch);
+    crew__hist_add(&sums[1], h[1], epoch);
+    return;
+  }
+  for (size_t i = 0; i < pool->nworkers; i++) {
+    crew__hist_add(&sums[0], &pool->workers[i].wait_hist, epoch);
+    crew__hist_add(&sums[1], &pool->workers[i].run_hist, epoch);
+  }
+}
+
+static int check_latency(crew_pool *pool)
+{
+  if (pool == NULL || !pool->latency ||
+      !crew__fork_guard_same_process(&pool->fork_guard))
+    return CREW_EINVAL;
+  return 0;
+}
+
+int crew_pool_latency(crew_pool *pool, crew_latency *queue_wait,
+                      crew_latency *run)
+{
+  int rc = check_latency(pool);
+  if (rc != 0)
+    return rc;
+  struct crew__hist_sum sums[2];
+  crew__mutex_lock(&pool->lat_lock);
+  latency_sums(pool, sums, crew__read(&pool->lat_epoch));
+  crew__hist_subtract(&sums[0], &pool->lat_base[0]);
+  crew__hist_subtract(&sums[1], &pool->lat_base[1]);
+  crew__mutex_unlock(&pool->lat_lock);
+  if (queue_wait != NULL)
+    crew__hist_report(&sums[0], queue_wait);
+  if (run != NULL)
+    crew__hist_report(&sums[1], run);
+  return 0;
+}
+
+int crew_pool_latency_reset(crew_pool *pool)
+{
+  int rc = check_latency(pool);
+  if (rc != 0)
+    return rc;
+  crew__mutex_lock(&pool->lat_lock);
+  /* New maxima start with the new epoch; the buckets so far become the
+   * baseline that later reports subtract. */
+  atomic_fetch_add_explicit(&pool->lat_epoch, 1, memory_order_relaxed);
+  latency_sums(pool, pool->lat_base, crew__read(&pool->lat_epoch));
+  crew__mutex_unlock(&pool->lat_lock);
+  return 0;
 }
 
 /* -------------------------------------------------------------- stats */

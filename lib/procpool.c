@@ -107,6 +107,7 @@ struct precord {
   int32_t status;
   crew_fn fn;
   uint64_t in_size, out_size, out_at;
+  uint64_t submitted_ns, started_ns, finished_ns; /* if the pool times */
   alignas(max_align_t) unsigned char data[];
 };
 
@@ -139,7 +140,7 @@ struct shared_slot {
 };
 
 struct shared_ctrl {
-  _Atomic uint32_t cancelling;
+  _Atomic int pool_state; /* the pool's state word: see pool.c */
   struct shared_slot slots[];
 };
 
@@ -152,9 +153,10 @@ struct pmap;
 struct pentry {
   int kind;
   uint64_t ticket;
-  bool user_cancelled; /* crew_future_cancel won the record */
-  crew_future *future; /* TASK: NULL for fire and forget */
-  size_t offset, size; /* TASK: the record's block */
+  bool user_cancelled;   /* crew_future_cancel won the record */
+  uint64_t submitted_ns; /* if the pool times tasks */
+  crew_future *future;   /* TASK: NULL for fire and forget */
+  size_t offset, size;   /* TASK: the record's block */
   size_t out_at, out_size;
   struct pmap *map; /* RUNNER */
 };
@@ -186,6 +188,10 @@ struct crew__procpool {
   size_t nworkers, nentries;
   size_t max_in, max_out;
   uint64_t timeout_ns, max_tasks;
+  bool timed, latency; /* as in pool.c */
+  crew_task_hook on_start, on_finish;
+  void *hook_arg;
+  struct crew__hist hist[2]; /* queue wait, run: written by the manager */
   void (*init)(void *arg);
   void *init_arg;
   char *name;
@@ -224,6 +230,18 @@ static struct precord *record_at(struct crew__procpool *pp, size_t offset)
   return crew__arena_at(pp->arena, offset);
 }
 
+/* Whether a CREW_CANCEL shutdown began (decided in shared memory). */
+static bool cancelling(const struct crew__procpool *pp)
+{
+  return atomic_load_explicit(&pp->ctrl->pool_state, memory_order_acquire) ==
+         CREW__POOL_CANCELLING;
+}
+
+_Atomic int *crew__procpool_state(struct crew__procpool *pp)
+{
+  return &pp->ctrl->pool_state;
+}
+
 /* ===================================================== the worker process */
 
 static void push_event(struct crew__procpool *pp, struct pevent ev)
@@ -237,14 +255,31 @@ static void run_record(struct crew__procpool *pp, struct shared_slot *s,
   struct precord *rec = record_at(pp, d->offset);
   uint32_t expected = R_QUEUED;
   uint32_t kind = EV_SKIPPED;
-  if (atomic_load(&pp->ctrl->cancelling)) {
+  if (cancelling(pp)) {
     atomic_compare_exchange_strong(&rec->state, &expected, R_CANCELLED);
   } else if (atomic_compare_exchange_strong(&rec->state, &expected,
                                             R_RUNNING)) {
-    atomic_store(&s->busy_since, crew__now_ns());
+    uint64_t now = crew__now_ns();
+    atomic_store(&s->busy_since, now);
     void *in = rec->in_size > 0 ? rec->data : NULL;
     void *out = rec->out_size > 0 ? rec->data + rec->out_at : NULL;
-    rec->status = rec->fn(in, out);
+    if (pp->timed) {
+      crew_task_info info = {.fn = rec->fn,
+                             .worker = (size_t)(s - pp->ctrl->slots),
+                             .submitted_ns = rec->submitted_ns,
+                             .started_ns = now};
+      if (pp->on_start != NULL)
+        pp->on_start(&info, pp->hook_arg);
+      info.status = rec->fn(in, out);
+      info.finished_ns = crew__now_ns();
+      if (pp->on_finish != NULL)
+        pp->on_finish(&info, pp->hook_arg);
+      rec->started_ns = info.started_ns;
+      rec->finished_ns = info.finished_ns;
+      rec->status = info.status;
+    } else {
+      rec->status = rec->fn(in, out);
+    }
     atomic_store_explicit(&rec->state, R_DONE, memory_order_release);
     atomic_store(&s->busy_since, 0);
     kind = EV_DONE;
@@ -288,7 +323,7 @@ static void run_runner(struct crew__procpool *pp, struct shared_slot *s,
                        const struct crew__pdesc *d, uint64_t *tasks)
 {
   struct pjob *job = crew__arena_at(pp->arena, d->offset);
-  while (!atomic_load(&pp->ctrl->cancelling)) {
+  while (!cancelling(pp)) {
     uint64_t c = atomic_fetch_add(&job->next_chunk, 1);
     if (c >= job->nchunks)
       break;
@@ -452,6 +487,14 @@ static struct settlement task_ran(struct crew__procpool *pp, struct pentry *e)
   pp->completed++;
   if (status != 0)
     pp->failed++;
+  if (pp->latency) { /* the worker's times, checked against ours */
+    uint64_t start = rec->started_ns, end = rec->finished_ns;
+    uint64_t epoch = crew__pool_latency_epoch(pp->pool);
+    if (e->submitted_ns <= start && start <= end && end <= crew__now_ns()) {
+      crew__hist_record(&pp->hist[0], start - e->submitted_ns, epoch);
+      crew__hist_record(&pp->hist[1], end - start, epoch);
+    }
+  }
   return (struct settlement){.future = e->future,
                              .entry = e,
                              .how = S_RAN,
@@ -895,6 +938,11 @@ static int configure(struct crew__procpool *pp, crew_pool *pool,
   pp->max_tasks = cfg->max_tasks_per_worker;
   pp->init = cfg->init;
   pp->init_arg = cfg->init_arg;
+  pp->latency = cfg->latency_stats;
+  pp->on_start = cfg->on_task_start;
+  pp->on_finish = cfg->on_task_finish;
+  pp->hook_arg = cfg->hook_arg;
+  pp->timed = pp->latency || pp->on_start != NULL || pp->on_finish != NULL;
   pp->name = strdup(cfg->name != NULL ? cfg->name : "crew");
   return pp->name == NULL ? CREW_ENOMEM : 0;
 }
@@ -928,6 +976,7 @@ int crew__procpool_create(struct crew__procpool **out, crew_pool *pool,
   rc = pp->start_error;
   crew__mutex_unlock(&pp->lock);
   if (rc != 0) { /* undo: the workers that did start leave with the queue */
+    atomic_store(&pp->ctrl->pool_state, CREW__POOL_CANCELLING);
     crew__procpool_begin_stop(pp, CREW_CANCEL);
     crew__procpool_join(pp);
     crew__procpool_destroy(pp);
@@ -974,6 +1023,7 @@ int crew__procpool_submit(struct crew__procpool *pp, crew_fn fn, const void *in,
   struct pentry *e = &pp->entries[index];
   *e = (struct pentry){.kind = E_TASK,
                        .ticket = e->ticket,
+                       .submitted_ns = pp->timed ? crew__now_ns() : 0,
                        .future = f, /* the entry's reference */
                        .offset = offset,
                        .size = size,
@@ -989,6 +1039,8 @@ int crew__procpool_submit(struct crew__procpool *pp, crew_fn fn, const void *in,
   rec->in_size = in_size;
   rec->out_size = out_size;
   rec->out_at = out_at;
+  rec->submitted_ns = e->submitted_ns;
+  rec->started_ns = rec->finished_ns = 0;
   if (in_size > 0)
     memcpy(rec->data, in, in_size);
   push_desc(pp, e, DESC_TASK, offset);
@@ -1191,8 +1243,6 @@ void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
     return;
   }
   pp->stop = how + 1;
-  if (how == CREW_CANCEL)
-    atomic_store(&pp->ctrl->cancelling, 1);
   crew__cond_broadcast(&pp->changed); /* waiting submitters: CREW_ECLOSED */
   crew__mutex_unlock(&pp->lock);
   if (how == CREW_CANCEL) {
@@ -1207,6 +1257,13 @@ void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
 void crew__procpool_join(struct crew__procpool *pp)
 {
   crew__thread_join(&pp->manager);
+}
+
+void crew__procpool_histograms(struct crew__procpool *pp,
+                               struct crew__hist *h[2])
+{
+  h[0] = &pp->hist[0];
+  h[1] = &pp->hist[1];
 }
 
 void crew__procpool_stats(struct crew__procpool *pp, crew_stats *st)

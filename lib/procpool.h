@@ -5,6 +5,7 @@
 #ifndef CREW_PROCPOOL_H
 #define CREW_PROCPOOL_H
 
+#include "histogram.h"
 #include "internal.h"
 
 struct crew__procpool;
@@ -30,7 +31,11 @@ int crew__procpool_map(struct crew__procpool *pp, crew_fn fn, const void *in,
                        size_t in_stride, void *out, size_t out_stride,
                        size_t count);
 
-/* Stop taking tasks; CREW_CANCEL also cancels what is queued. */
+/* The pool's state word, in memory the workers share (see pool.c). */
+_Atomic int *crew__procpool_state(struct crew__procpool *pp);
+
+/* After the state word left OPEN: stop taking tasks; CREW_CANCEL also
+ * cancels what is queued. */
 void crew__procpool_begin_stop(struct crew__procpool *pp, int how);
 
 /* Wait until every task is settled and every worker reaped. */
@@ -40,6 +45,10 @@ void crew__procpool_join(struct crew__procpool *pp);
 void crew__procpool_destroy(struct crew__procpool *pp);
 
 void crew__procpool_stats(struct crew__procpool *pp, crew_stats *st);
+
+/* The manager's latency histograms: [0] queue wait, [1] run. */
+void crew__procpool_histograms(struct crew__procpool *pp,
+                               struct crew__hist *h[2]);
 
 bool crew__procpool_cancel(struct crew__procpool *pp, uint32_t entry,
                            uint64_t ticket);

@@ -348,9 +348,15 @@ void crew__waitset_wake_all(crew__waitset *ws)
 int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg)
 {
   /* The new thread inherits the creator's signal mask: block everything for
-   * the moment of creation, then restore the caller's mask. */
+   * the moment of creation, then restore the caller's mask. The signals of
+   * a thread's own faults stay open: a task that crashes (or raises them)
+   * must get their default action, not a pending signal and a return. */
   sigset_t all, old;
   sigfillset(&all);
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                               SIGTRAP, SIGSYS, SIGABRT};
+  for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+    sigdelset(&all, faults[i]);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int rc = pthread_create(&th->t, NULL, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);

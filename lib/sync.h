@@ -128,7 +128,9 @@ typedef struct crew__thread {
 
 /*
  * Start fn(arg) on a new thread that blocks every signal it can (signals go
- * to the application's threads). Returns 0 or CREW_ENOMEM.
+ * to the application's threads), except those of its own faults (SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT). Returns 0 or
+ * CREW_ENOMEM.
  */
 int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg);
 void crew__thread_join(crew__thread *th);

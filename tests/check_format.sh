@@ -17,7 +17,7 @@ fi
 cd "${top_srcdir:-.}" || exit 99
 status=0
 for f in include/crew.h include/crew/*.h lib/*.c lib/*.h tests/*.c tests/*.h \
-         tests/static/*.c demo/*.c bench/*.c; do
+         examples/*/*.c demo/*.c demo/*.h bench/*.c; do
   [ -f "$f" ] || continue
   if ! "$cf" --style=file --dry-run -Werror "$f" >/dev/null 2>&1; then
     echo "not formatted: $f (run: clang-format -i $f)"

@@ -44,8 +44,11 @@ typedef void (*crew_done_fn)(crew_future *f, void *arg);
 /*
  * crew_future_wait - block until the future resolves.
  *
- * Returns the task's status (>= 0) if it ran, or CREW_ECANCELED,
- * CREW_ECRASHED, CREW_EDEADLINE; CREW_EINVAL for NULL.
+ * Returns the task's status if it ran (0 or the task's own positive code;
+ * a task that returns one of crew's negative codes has it passed on), or
+ * CREW_ECANCELED, CREW_ECRASHED, CREW_EDEADLINE; CREW_EINVAL for NULL;
+ * CREW_ENOMEM if a first sleeping wait could not make its condition
+ * variable.
  */
 CREW_API int crew_future_wait(crew_future *f);
 
@@ -130,7 +133,8 @@ CREW_API int crew_wait_any(crew_future *const *fs, size_t n,
  * resolved.
  *
  * Returns 0 when all have resolved, whatever their statuses; CREW_ETIMEDOUT
- * if time ran out first; CREW_EINVAL (fs NULL, n 0, a NULL entry).
+ * if time ran out first; CREW_EINVAL (fs NULL, n 0, a NULL entry);
+ * CREW_ENOMEM as crew_future_wait().
  */
 CREW_API int crew_wait_all(crew_future *const *fs, size_t n,
                            uint64_t timeout_ns);

@@ -12,14 +12,19 @@
  * caller may reuse its buffer at once, and the same function can run in a
  * worker thread or (with process workers) a worker process. To hand a
  * pointer to a task in thread mode, pass the pointer by value:
- * crew_submit(pool, fn, &ptr, sizeof ptr, ...). The task writes at most
- * out_size bytes of output to `out` (NULL when out_size is 0) and returns 0
- * or a positive error code of its own, which its future reports. Negative
- * values are crew's; a task that returns one (CREW_ECANCELED when it gives up
- * on its own, say) has it reported unchanged.
+ * crew_submit(pool, fn, &ptr, sizeof ptr, ...). `in` and `out` point to
+ * memory aligned for any type (max_align_t), so a task may read and write
+ * them as its own structs (crew_map passes pointers into your arrays). The
+ * task writes at most out_size bytes of output to `out` (NULL when out_size
+ * is 0) and returns 0 or a positive error code of its own, which its future
+ * reports. Negative values are crew's; a task that returns one
+ * (CREW_ECANCELED when it gives up on its own, say) has it reported
+ * unchanged.
  *
- * Workers block every signal they can, so signals go to the application's
- * own threads; they are named "NAME-INDEX" (see crew_config.name).
+ * Worker threads block every signal but those of their own faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), so signals go
+ * to the application's own threads and a crashing task still crashes; they
+ * are named "NAME-INDEX" (see crew_config.name).
  *
  * Nested work: a task may submit to its own pool, wait on its futures and
  * map on it without deadlock, even with one worker. A worker that waits on a
@@ -50,8 +55,10 @@
  *    process groups (a terminal's ^C reaches only the application), start
  *    with default signal handlers, and inherit the descriptors this process
  *    had open at create, as any fork does; crew's own descriptors are
- *    close-on-exec and closed in workers. crew installs no signal handler in
- *    this process and reaps only its own children.
+ *    close-on-exec and closed in workers. A server should create its
+ *    process pools before it opens listening sockets: a worker's copy would
+ *    keep the port accepting after the server closes its own. crew installs no
+ * signal handler in this process and reaps only its own children.
  *  - A crew call on the pool from inside a worker process returns
  *    CREW_EINVAL. Stats add crashed, deadline_killed and restarted.
  */
@@ -93,6 +100,22 @@ enum crew_shutdown {
 #define CREW_TASK_BYTES_DEFAULT ((size_t)16 << 20)
 
 /*
+ * What a task hook is told (see crew_config.on_task_start). Times are
+ * CLOCK_MONOTONIC nanoseconds; a time not yet known is 0.
+ */
+typedef struct crew_task_info {
+  crew_fn fn;            /* the task function */
+  size_t worker;         /* index of the worker running it */
+  uint64_t submitted_ns; /* when crew_submit accepted it */
+  uint64_t started_ns;   /* when the worker began it */
+  uint64_t finished_ns;  /* when it returned (finish hook only) */
+  int status;            /* what it returned (finish hook only) */
+} crew_task_info;
+
+/* A task hook: info describes the task, arg is crew_config.hook_arg. */
+typedef void (*crew_task_hook)(const crew_task_info *info, void *arg);
+
+/*
  * A pool's configuration. Fill it with crew_config_init(), then change what
  * you need: fields may be added at the end in later versions, and
  * crew_config_init() gives them their defaults.
@@ -125,7 +148,28 @@ typedef struct crew_config {
                                     counts as one) and is replaced. 0
                                     (default): never. Nonzero with threads:
                                     CREW_EINVAL */
+  bool latency_stats; /* measure every submitted task's queue wait and run
+                         time for crew_pool_latency() (three clock reads a
+                         task). false (default): off */
+  crew_task_hook on_task_start;  /* if not NULL, called on the worker just
+                                    before each task given to crew_submit*
+                                    runs (not map items; in process mode:
+                                    inside the worker process) */
+  crew_task_hook on_task_finish; /* the same, just after it returns */
+  void *hook_arg;                /* passed to both hooks */
 } crew_config;
+
+/*
+ * A latency distribution, from a fixed-size histogram of log-spaced buckets.
+ * Percentile p is the value of nearest rank, the ceil(p/100 * count)-th
+ * smallest, reported as the upper bound of its bucket: at most 1/8 above the
+ * true value, and never above max. Times in nanoseconds.
+ */
+typedef struct crew_latency {
+  uint64_t count; /* tasks measured */
+  uint64_t p50_ns, p90_ns, p99_ns;
+  uint64_t max_ns; /* exact */
+} crew_latency;
 
 /* Counters of a pool, read by crew_pool_stats(). */
 typedef struct crew_stats {
@@ -205,6 +249,9 @@ CREW_API int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
  * in_stride bytes go to the workers and count * out_stride bytes come back
  * (bytes the task does not write come back unchanged), so each item must lie
  * within its stride, and a stride of 0 with a non-NULL array is CREW_EINVAL.
+ * A worker that dies in a chunk loses the rest of that chunk: those items do
+ * not run, and the map returns CREW_ECRASHED (or CREW_EDEADLINE) unless an
+ * item at a lower index failed otherwise.
  *
  * Blocks until every item is done. Returns 0 if every item returned 0, else
  * the status of the lowest-index item that failed (CREW_ECANCELED for items
@@ -242,8 +289,10 @@ CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
  * begun (a shutdown already begun keeps its CREW_DRAIN or CREW_CANCEL), wait
  * for the workers, then free the pool. Futures of the pool stay valid until
  * released. Must be the last call on the pool, and not made from one of its
- * tasks. NULL is a no-op. Blocks while the queued tasks run. In a child made
- * by fork() it frees nothing: the child's copy of the pool is left alone.
+ * tasks. NULL is a no-op. Blocks while the queued tasks run. When it
+ * returns, every task of the pool has resolved its future and run its done
+ * callbacks (completion channels included). In a child made by fork() it
+ * frees nothing: the child's copy of the pool is left alone.
  */
 CREW_API void crew_pool_destroy(crew_pool *pool);
 
@@ -258,6 +307,25 @@ CREW_API void crew_pool_destroy(crew_pool *pool);
  * CREW_EINVAL (NULL argument, a call from a forked child).
  */
 CREW_API int crew_pool_stats(crew_pool *pool, crew_stats *stats);
+
+/*
+ * crew_pool_latency - how long submitted tasks waited in the queue (submit
+ * to start) and ran (start to return), since create or the last reset, for
+ * a pool made with cfg.latency_stats. Either pointer may be NULL. Tasks are
+ * counted when they finish; map items are not counted. Workers record into
+ * their own histograms without a lock; this reads them all, so it is a
+ * snapshot that may miss tasks finishing meanwhile. Never blocks. Returns 0
+ * or CREW_EINVAL (pool NULL, latency_stats off, a forked child).
+ */
+CREW_API int crew_pool_latency(crew_pool *pool, crew_latency *queue_wait,
+                               crew_latency *run);
+
+/*
+ * crew_pool_latency_reset - start both distributions afresh. Safe while
+ * tasks run (a task finishing during the reset may count on either side).
+ * Returns 0 or CREW_EINVAL as crew_pool_latency().
+ */
+CREW_API int crew_pool_latency_reset(crew_pool *pool);
 
 /*
  * crew_pool_workers - how many workers the pool was created with (after
