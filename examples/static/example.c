@@ -1,5 +1,5 @@
 /*
- * example.c - a program built outside the tree against an installed
+ * example.c - a program built outside crew's tree against an installed
  * libcrew.a, with the flags pkg-config gives for a static link:
  *
  *   cc -static example.c $(pkg-config --static --cflags --libs crew)

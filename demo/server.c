@@ -1,0 +1,949 @@
+/*
+ * server - crew inside an event loop: a small TCP server on 127.0.0.1 whose
+ * epoll loop never does the heavy work itself. Each request goes to a crew
+ * pool with crew_submit_to_timed(..., 0), which never blocks; the results
+ * come back through a crew_channel whose descriptor sits in the same epoll
+ * set as the sockets. Linux only (epoll, signalfd, accept4).
+ *
+ *   demo/server --port 0 --workers 2      (prints: listening on 127.0.0.1:N)
+ *   printf 'PING\nHASH 100 hello\n' | nc -q1 127.0.0.1 N
+ *
+ * The protocol (demo/hashwork.h): "HASH <rounds> <payload>" answers the 16
+ * hex digits of hashwork(payload, rounds), "PING" answers "PONG", anything
+ * else "ERR <reason>". demo/loadgen drives it and checks every answer.
+ *
+ * Design:
+ *  - Order: a client may pipeline requests; answers go back in request
+ *    order. Each connection keeps its requests in a FIFO of records, in the
+ *    order they were read; PING and ERR records are answered at once, HASH
+ *    records when their completion is drained (the record is the task's
+ *    channel tag). Answers leave from the head of the FIFO only, so a
+ *    completion that arrives early waits in its record for those before it.
+ *    Requests of one connection run in parallel; nothing is serialised.
+ *  - Backpressure: when the pool's queue is full the submit fails at once
+ *    with CREW_ETIMEDOUT; the line stays in the connection's input buffer,
+ *    the connection stops reading (EPOLLIN off) and waits in a FIFO of
+ *    blocked connections, retried after each drain of the channel (a drain
+ *    means workers took tasks off the queue). A full queue means tasks are
+ *    queued, so a completion, and a retry, always follows. A connection
+ *    also stops reading while it has too many unanswered requests
+ *    (CONN_REQ_MAX) or too much unsent output (CONN_OUT_MAX): a client that
+ *    does not read its answers cannot make the server buffer without bound.
+ *  - Shutdown: SIGINT and SIGTERM are blocked before the pool exists (no
+ *    worker takes them) and read from a signalfd in the epoll set. The first
+ *    one accepts what already waits in the backlog, closes the listening
+ *    socket (new connects are refused: the pool is created before the
+ *    socket, so no worker process holds a copy of it) and keeps serving the
+ *    open connections until their clients close them, for at most
+ *    --drain-ms; then the rest are closed. A second signal ends the drain at
+ *    once. Finally the pool is shut down (CREW_CANCEL: no client waits for
+ *    what is still queued), its completions drained and freed, and the
+ *    channel destroyed. Exit status 0.
+ *  - A client that half-closes (EOF) still gets every answer, then the
+ *    server closes. One that goes away (a reset, a failed send) is closed
+ *    at once; the records of its running requests stay until their
+ *    completions come back (crew_submit_to gives no future to cancel).
+ *  - Limits: a line holds at most HW_LINE_MAX bytes; nothing bounds the
+ *    cost of one request beyond HW_ROUNDS_MAX rounds of such a payload
+ *    (seconds of CPU: a demo, not a hardened service).
+ */
+#define _GNU_SOURCE /* accept4 */
+
+#include "hashwork.h"
+
+#include <crew.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONN_IN_MAX  (HW_LINE_MAX + 1) /* one longest line and its '\n' */
+#define CONN_OUT_MAX (256u << 10)      /* unsent answers before we pause */
+#define CONN_REQ_MAX 1024u             /* unanswered requests before we pause */
+#define ANSWER_MAX   64                /* "ERR ..." lines fit */
+#define EVENTS_MAX   64
+#define DRAIN_BATCH  64
+
+/* -------------------------------------------------------------- options */
+
+struct options {
+  unsigned port;
+  size_t workers;   /* 0: one per CPU */
+  size_t queue;     /* 0: crew's default */
+  bool processes;   /* worker processes instead of threads */
+  bool inline_work; /* no pool: hash on the loop thread */
+  bool stats;
+  unsigned long drain_ms;
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: server [options]\n"
+          "A TCP server on 127.0.0.1 that hashes on a crew pool (protocol: "
+          "demo/hashwork.h).\n"
+          "  --port N       port to listen on; 0 (default) picks a free one\n"
+          "  --workers N    pool workers; 0 (default) one per CPU\n"
+          "  --processes    worker processes instead of threads (the task\n"
+          "                 gets the payload bytes by value in shared "
+          "memory)\n"
+          "  --inline       no pool: hash on the event loop thread (the\n"
+          "                 contrast: one slow request stalls every "
+          "client)\n"
+          "  --queue N      pool queue capacity; 0 (default) crew's default\n"
+          "                 (a full queue stops reading from clients)\n"
+          "  --drain-ms N   on SIGINT/SIGTERM, serve open connections at most\n"
+          "                 N ms more (default 10000), then close them\n"
+          "  --stats        at exit, print the pool's counters and task\n"
+          "                 latencies\n"
+          "  --help         this text\n"
+          "Prints \"listening on 127.0.0.1:PORT\" once it listens.\n");
+}
+
+static bool parse_num(const char *s, unsigned long max, unsigned long *v)
+{
+  char *end;
+  errno = 0;
+  unsigned long x = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || x > max)
+    return false;
+  *v = x;
+  return true;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+  *o = (struct options){.drain_ms = 10000};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    unsigned long v = 0;
+    bool takes = strcmp(a, "--port") == 0 || strcmp(a, "--workers") == 0 ||
+                 strcmp(a, "--queue") == 0 || strcmp(a, "--drain-ms") == 0;
+    if (takes) {
+      unsigned long max = strcmp(a, "--port") == 0      ? 65535
+                          : strcmp(a, "--workers") == 0 ? CREW_WORKERS_MAX
+                          : strcmp(a, "--queue") == 0   ? 1ul << 24
+                                                        : 1ul << 31;
+      if (i + 1 >= argc || !parse_num(argv[i + 1], max, &v)) {
+        fprintf(stderr, "server: %s needs a number (at most %lu)\n", a, max);
+        return 2;
+      }
+      i++;
+    }
+    if (strcmp(a, "--port") == 0)
+      o->port = (unsigned)v;
+    else if (strcmp(a, "--workers") == 0)
+      o->workers = v;
+    else if (strcmp(a, "--queue") == 0)
+      o->queue = v;
+    else if (strcmp(a, "--drain-ms") == 0)
+      o->drain_ms = v;
+    else if (strcmp(a, "--processes") == 0)
+      o->processes = true;
+    else if (strcmp(a, "--inline") == 0)
+      o->inline_work = true;
+    else if (strcmp(a, "--stats") == 0)
+      o->stats = true;
+    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "server: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (o->processes && o->inline_work) {
+    fprintf(stderr, "server: --processes and --inline exclude each other\n");
+    return 2;
+  }
+  return -1; /* go on */
+}
+
+/* ------------------------------------------------------------ the task */
+
+/* A HASH task's input: this header, then the payload bytes. The same bytes
+ * reach a worker thread (a copy made at submit) or a worker process (the
+ * copy lies in shared memory): the task needs no pointer into the server. */
+struct hash_head {
+  uint32_t rounds;
+  uint32_t len;
+};
+
+static int hash_task(const void *in, void *out)
+{
+  struct hash_head h;
+  memcpy(&h, in, sizeof h); /* the payload follows: no alignment assumed */
+  uint64_t digest = hashwork((const char *)in + sizeof h, h.len, h.rounds);
+  memcpy(out, &digest, sizeof digest);
+  return 0;
+}
+
+/* ---------------------------------------------------------- connections */
+
+struct conn;
+
+/* One request of a connection, in request order. */
+struct req {
+  struct req *next;
+  struct conn *conn;
+  bool done;       /* answer is ready */
+  unsigned char n; /* answer bytes */
+  char answer[ANSWER_MAX];
+};
+
+struct conn {
+  int fd;                    /* -1 once closed */
+  struct conn *prev, *next;  /* the server's open or closed list */
+  struct conn *blocked_next; /* the blocked FIFO, while blocked */
+  struct conn *dirty_next;   /* completions to flush, while dirty */
+  char *in;                  /* unread input: [0, in_len) */
+  size_t in_len, in_cap;
+  char *out; /* unsent answers: [out_off, out_len) */
+  size_t out_off, out_len, out_cap;
+  struct req *head, *tail; /* requests not yet moved to out */
+  size_t reqs;             /* how many */
+  size_t running;          /* of them, submitted and not yet completed */
+  uint32_t events;         /* epoll interest now */
+  bool blocked;            /* the pool's queue was full: wait for room */
+  bool dirty;
+  bool peer_eof; /* the client sends no more */
+  bool fatal;    /* a line was too long: answer, then close */
+};
+
+struct server {
+  struct options opt;
+  crew_pool *pool; /* NULL with --inline */
+  crew_channel *ch;
+  int epfd, lfd, sfd;
+  bool draining;
+  uint64_t deadline_ns;
+  bool accept_paused;         /* out of descriptors: retry on a close */
+  struct conn *open, *closed; /* closed: freed by reap_closed() */
+  size_t nopen;
+  struct conn *blocked_head, *blocked_tail;
+  struct conn *dirty;
+  char *scratch; /* a task's input, built here */
+  /* counters for --stats */
+  uint64_t accepted, hashes, pings, errors, pauses;
+};
+
+/* Sentinels for epoll's data.ptr: everything else is a struct conn. */
+static char tag_listen, tag_signal, tag_channel;
+
+static uint64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void list_push(struct conn **list, struct conn *c)
+{
+  c->prev = NULL;
+  c->next = *list;
+  if (*list != NULL)
+    (*list)->prev = c;
+  *list = c;
+}
+
+static void list_remove(struct conn **list, struct conn *c)
+{
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    *list = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+static void free_conn(struct conn *c)
+{
+  while (c->head != NULL) {
+    struct req *r = c->head;
+    c->head = r->next;
+    free(r);
+  }
+  free(c->in);
+  free(c->out);
+  free(c);
+}
+
+/* Close the socket. The connection stays on the closed list until its
+ * running requests' completions come back (they name its records) and the
+ * loop iteration ends. */
+static void conn_close(struct server *s, struct conn *c)
+{
+  if (c->fd < 0)
+    return;
+  close(c->fd); /* also leaves the epoll set */
+  c->fd = -1;
+  s->nopen--;
+  if (c->blocked) { /* leave the blocked FIFO */
+    struct conn **p = &s->blocked_head, *prev = NULL;
+    while (*p != c) {
+      prev = *p;
+      p = &(*p)->blocked_next;
+    }
+    *p = c->blocked_next;
+    if (s->blocked_tail == c)
+      s->blocked_tail = prev;
+    c->blocked = false;
+  }
+  list_remove(&s->open, c);
+  list_push(&s->closed, c); /* freed by reap_closed(), never here: callers
+                               may still hold c */
+  if (s->accept_paused && s->lfd >= 0) { /* a descriptor came free */
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_listen};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev) == 0)
+      s->accept_paused = false;
+  }
+}
+
+/* Free closed connections whose requests have all come back. */
+static void reap_closed(struct server *s)
+{
+  struct conn *c = s->closed;
+  while (c != NULL) {
+    struct conn *next = c->next;
+    if (c->running == 0 && !c->dirty) {
+      list_remove(&s->closed, c);
+      free_conn(c);
+    }
+    c = next;
+  }
+}
+
+/* Append r to the connection's requests. */
+static void link_req(struct conn *c, struct req *r)
+{
+  r->conn = c;
+  if (c->tail != NULL)
+    c->tail->next = r;
+  else
+    c->head = r;
+  c->tail = r;
+  c->reqs++;
+}
+
+static void set_answer(struct req *r, const char *text)
+{
+  size_t n = strlen(text);
+  if (n > ANSWER_MAX - 1)
+    n = ANSWER_MAX - 1;
+  memcpy(r->answer, text, n);
+  r->answer[n] = '\n';
+  r->n = (unsigned char)(n + 1);
+  r->done = true;
+}
+
+/* Queue an immediate answer ("PONG", "ERR ..."): false if out of memory. */
+static bool answer_now(struct conn *c, const char *text)
+{
+  struct req *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return false;
+  set_answer(r, text);
+  link_req(c, r);
+  return true;
+}
+
+static bool out_reserve(struct conn *c, size_t n)
+{
+  if (c->out_off > 0 && c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  if (c->out_len + n <= c->out_cap)
+    return true;
+  if (c->out_off > 0) { /* slide the unsent bytes to the front */
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+    if (c->out_len + n <= c->out_cap)
+      return true;
+  }
+  size_t cap = c->out_cap != 0 ? c->out_cap : 4096;
+  while (cap < c->out_len + n)
+    cap *= 2;
+  char *p = realloc(c->out, cap);
+  if (p == NULL)
+    return false;
+  c->out = p;
+  c->out_cap = cap;
+  return true;
+}
+
+/* Move answered requests from the head of the FIFO to the output buffer:
+ * the only place answers are ordered. */
+static bool move_answers(struct conn *c)
+{
+  while (c->head != NULL && c->head->done) {
+    struct req *r = c->head;
+    if (!out_reserve(c, r->n))
+      return false;
+    memcpy(c->out + c->out_len, r->answer, r->n);
+    c->out_len += r->n;
+    c->head = r->next;
+    if (c->head == NULL)
+      c->tail = NULL;
+    c->reqs--;
+    free(r);
+  }
+  return true;
+}
+
+/* Send what we can: false if the client is gone. */
+static bool conn_write(struct conn *c)
+{
+  while (c->out_off < c->out_len) {
+    ssize_t n =
+        send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    if (n > 0) {
+      c->out_off += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return true; /* EPOLLOUT will tell us */
+    } else {
+      return false; /* EPIPE, ECONNRESET: the client went away */
+    }
+  }
+  c->out_off = c->out_len = 0;
+  return true;
+}
+
+/* Whether the connection may take another request now. */
+static bool can_take(const struct conn *c)
+{
+  return !c->blocked && !c->fatal && c->reqs < CONN_REQ_MAX &&
+         c->out_len - c->out_off < CONN_OUT_MAX;
+}
+
+static void block_conn(struct server *s, struct conn *c)
+{
+  c->blocked = true;
+  c->blocked_next = NULL;
+  if (s->blocked_tail != NULL)
+    s->blocked_tail->blocked_next = c;
+  else
+    s->blocked_head = c;
+  s->blocked_tail = c;
+  s->pauses++;
+}
+
+/* Handle one complete line: false if it must wait for room in the queue
+ * (nothing was done; the line stays) or memory ran out (c->fatal set). */
+static bool handle_line(struct server *s, struct conn *c, const char *line,
+                        size_t len)
+{
+  hw_request q = hw_parse_request(line, len);
+  if (q.kind != HW_HASH) {
+    char text[ANSWER_MAX];
+    if (q.kind == HW_PING) {
+      s->pings++;
+      snprintf(text, sizeof text, "PONG");
+    } else {
+      s->errors++;
+      snprintf(text, sizeof text, "ERR %s", q.reason);
+    }
+    if (!answer_now(c, text))
+      c->fatal = true;
+    return !c->fatal;
+  }
+  if (s->pool == NULL) { /* --inline: the loop itself does the work */
+    char text[HW_DIGEST_LEN + 1];
+    hw_format_digest(hashwork(q.payload, q.len, q.rounds), text);
+    text[HW_DIGEST_LEN] = '\0';
+    s->hashes++;
+    if (!answer_now(c, text))
+      c->fatal = true;
+    return !c->fatal;
+  }
+  /* The record is the tag. Its completion can only be drained by this
+   * thread, later, so it is linked only once the submit succeeded. */
+  struct req *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    c->fatal = true;
+    return false;
+  }
+  struct hash_head h = {.rounds = q.rounds, .len = (uint32_t)q.len};
+  memcpy(s->scratch, &h, sizeof h);
+  memcpy(s->scratch + sizeof h, q.payload, q.len);
+  int rc = crew_submit_to_timed(s->pool, s->ch, r, hash_task, s->scratch,
+                                sizeof h + q.len, sizeof(uint64_t), 0);
+  if (rc == 0) {
+    link_req(c, r);
+    c->running++;
+    s->hashes++;
+    return true;
+  }
+  free(r);                    /* no task was made: the line stays unconsumed */
+  if (rc == CREW_ETIMEDOUT) { /* the queue is full: backpressure */
+    block_conn(s, c);
+    return false;
+  }
+  char text[ANSWER_MAX];
+  snprintf(text, sizeof text, "ERR server: %s", crew_strerror(rc));
+  s->errors++;
+  if (!answer_now(c, text))
+    c->fatal = true;
+  return !c->fatal;
+}
+
+/* Take the complete lines in the input buffer while the connection may. */
+static void take_lines(struct server *s, struct conn *c)
+{
+  size_t off = 0;
+  while (off < c->in_len && can_take(c)) {
+    char *nl = memchr(c->in + off, '\n', c->in_len - off);
+    size_t len = nl != NULL ? (size_t)(nl - (c->in + off)) : c->in_len - off;
+    if (len > HW_LINE_MAX) { /* too long, whole or not: answer and close */
+      s->errors++;
+      answer_now(c, "ERR line too long (max 65536 bytes)");
+      c->fatal = true;
+      off = c->in_len;
+      break;
+    }
+    if (nl == NULL)
+      break; /* an incomplete line: wait for more */
+    if (!handle_line(s, c, c->in + off, len))
+      break;
+    off += len + 1;
+  }
+  if (off > 0) {
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+  }
+}
+
+/* Set the epoll interest to what the connection wants now. */
+static bool conn_interest(struct server *s, struct conn *c)
+{
+  uint32_t want = 0;
+  if (!c->peer_eof && can_take(c))
+    want |= EPOLLIN;
+  if (c->out_off < c->out_len)
+    want |= EPOLLOUT;
+  if (want == c->events)
+    return true;
+  struct epoll_event ev = {.events = want, .data.ptr = c};
+  if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+    return false;
+  c->events = want;
+  return true;
+}
+
+/* After anything happened on c: take lines, send answers, close when done
+ * (the client finished sending and everything it sent is answered, or a
+ * fatal line was answered), and set the interest. */
+static void conn_pump(struct server *s, struct conn *c)
+{
+  if (c->fd < 0)
+    return;
+  /* Answers leaving make room for more lines, and lines make answers:
+   * go round until neither moves (every round consumes input). */
+  for (;;) {
+    if (!move_answers(c) || !conn_write(c)) {
+      conn_close(s, c);
+      return;
+    }
+    size_t had = c->in_len;
+    if (!can_take(c) || had == 0)
+      break;
+    take_lines(s, c);
+    if (c->in_len == had)
+      break; /* no complete line, or the queue is full */
+  }
+  bool answered = c->head == NULL && c->out_off == c->out_len;
+  bool lines = c->in_len > 0 && memchr(c->in, '\n', c->in_len) != NULL;
+  if (answered && (c->fatal || (c->peer_eof && !lines && !c->blocked))) {
+    conn_close(s, c);
+    return;
+  }
+  if (!conn_interest(s, c))
+    conn_close(s, c);
+}
+
+static void conn_read(struct server *s, struct conn *c)
+{
+  if (c->in_len == c->in_cap) {
+    size_t cap = c->in_cap == 0 ? 4096 : c->in_cap * 2;
+    if (cap > CONN_IN_MAX)
+      cap = CONN_IN_MAX;
+    char *p = cap > c->in_cap ? realloc(c->in, cap) : NULL;
+    if (p == NULL) { /* cannot happen with can_take(): be safe anyway */
+      conn_close(s, c);
+      return;
+    }
+    c->in = p;
+    c->in_cap = cap;
+  }
+  ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+  if (n > 0) {
+    c->in_len += (size_t)n;
+  } else if (n == 0) {
+    c->peer_eof = true; /* answer what was sent, then close */
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    conn_close(s, c); /* reset: nobody to answer */
+    return;
+  }
+  conn_pump(s, c);
+}
+
+static void conn_event(struct server *s, struct conn *c, uint32_t events)
+{
+  if (c->fd < 0)
+    return; /* closed earlier in this batch */
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    conn_close(s, c); /* reset, or both ways shut: nobody to answer */
+    return;
+  }
+  if (events & EPOLLIN)
+    conn_read(s, c);
+  else
+    conn_pump(s, c); /* EPOLLOUT */
+}
+
+static void accept_all(struct server *s)
+{
+  for (;;) {
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) { /* retry when a connection closes */
+        struct epoll_event ev = {.events = 0, .data.ptr = &tag_listen};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev) == 0)
+          s->accept_paused = true;
+        fprintf(stderr, "server: accept: %s (paused)\n", strerror(errno));
+      }
+      return; /* EAGAIN, or paused */
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (c == NULL || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      free(c);
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->events = EPOLLIN;
+    list_push(&s->open, c);
+    s->nopen++;
+    s->accepted++;
+  }
+}
+
+/* ---------------------------------------------------------- completions */
+
+static void drain_completions(struct server *s)
+{
+  crew_completion done[DRAIN_BATCH];
+  size_t n;
+  do {
+    crew_channel_drain(s->ch, done, DRAIN_BATCH, &n);
+    for (size_t i = 0; i < n; i++) {
+      struct req *r = done[i].tag;
+      struct conn *c = r->conn;
+      uint64_t digest = 0;
+      int rc = crew_future_get(done[i].future, &digest, sizeof digest);
+      crew_future_release(done[i].future);
+      if (rc == 0) {
+        hw_format_digest(digest, r->answer);
+        r->n = HW_DIGEST_LEN + 1;
+        r->done = true;
+      } else {
+        char text[ANSWER_MAX];
+        snprintf(text, sizeof text, "ERR task failed: %s", crew_strerror(rc));
+        set_answer(r, text);
+      }
+      c->running--;
+      if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = s->dirty;
+        s->dirty = c;
+      }
+    }
+  } while (n == DRAIN_BATCH);
+}
+
+/* After a drain: flush the connections that got answers, then let blocked
+ * connections try again, oldest first, until the queue is full again. */
+static void after_drain(struct server *s)
+{
+  while (s->dirty != NULL) {
+    struct conn *c = s->dirty;
+    s->dirty = c->dirty_next;
+    c->dirty = false;
+    conn_pump(s, c); /* no-op if closed */
+  }
+  while (s->blocked_head != NULL) {
+    struct conn *c = s->blocked_head;
+    s->blocked_head = c->blocked_next;
+    if (s->blocked_head == NULL)
+      s->blocked_tail = NULL;
+    c->blocked = false;
+    conn_pump(s, c);
+    if (c->fd >= 0 && c->blocked)
+      break; /* full again */
+  }
+  reap_closed(s);
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+static void begin_shutdown(struct server *s, int sig)
+{
+  if (s->draining) { /* a second signal: stop draining now */
+    s->deadline_ns = now_ns();
+    return;
+  }
+  accept_all(s); /* connections the kernel already completed are ours */
+  close(s->lfd); /* new connects are refused from now on */
+  s->lfd = -1;
+  s->draining = true;
+  s->deadline_ns = now_ns() + (uint64_t)s->opt.drain_ms * 1000000u;
+  printf("shutting down (%s): %zu connections open, draining at most %lu "
+         "ms\n",
+         strsignal(sig), s->nopen, s->opt.drain_ms);
+  fflush(stdout);
+}
+
+static int wait_ms(const struct server *s)
+{
+  if (!s->draining)
+    return -1;
+  uint64_t now = now_ns();
+  if (now >= s->deadline_ns)
+    return 0;
+  uint64_t ms = (s->deadline_ns - now + 999999) / 1000000;
+  return ms > 60000 ? 60000 : (int)ms;
+}
+
+static void run_loop(struct server *s)
+{
+  struct epoll_event evs[EVENTS_MAX];
+  for (;;) {
+    if (s->draining && s->nopen == 0)
+      break;
+    if (s->draining && now_ns() >= s->deadline_ns) {
+      if (s->nopen > 0) {
+        printf("drain timeout: closing %zu connections\n", s->nopen);
+        fflush(stdout);
+      }
+      while (s->open != NULL)
+        conn_close(s, s->open);
+      break;
+    }
+    int n = epoll_wait(s->epfd, evs, EVENTS_MAX, wait_ms(s));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      perror("server: epoll_wait");
+      break;
+    }
+    bool drained = false;
+    for (int i = 0; i < n; i++) {
+      void *p = evs[i].data.ptr;
+      if (p == &tag_listen) {
+        if (s->lfd >= 0)
+          accept_all(s);
+      } else if (p == &tag_signal) {
+        struct signalfd_siginfo si;
+        while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+          begin_shutdown(s, (int)si.ssi_signo);
+      } else if (p == &tag_channel) {
+        drain_completions(s);
+        drained = true;
+      } else {
+        conn_event(s, p, evs[i].events);
+      }
+    }
+    if (drained)
+      after_drain(s);
+    else
+      reap_closed(s);
+  }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int listen_on(unsigned port, unsigned *bound)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 512) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+static bool watch_fd(int epfd, int fd, void *tag)
+{
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+static void print_latency(const char *what, const crew_latency *l)
+{
+  printf("%s: %llu tasks, p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f "
+         "us\n",
+         what, (unsigned long long)l->count, (double)l->p50_ns / 1e3,
+         (double)l->p90_ns / 1e3, (double)l->p99_ns / 1e3,
+         (double)l->max_ns / 1e3);
+}
+
+static void print_stats(struct server *s)
+{
+  printf("server: %llu connections, %llu HASH, %llu PING, %llu ERR, %llu "
+         "backpressure pauses\n",
+         (unsigned long long)s->accepted, (unsigned long long)s->hashes,
+         (unsigned long long)s->pings, (unsigned long long)s->errors,
+         (unsigned long long)s->pauses);
+  if (s->pool == NULL)
+    return;
+  crew_stats st;
+  if (crew_pool_stats(s->pool, &st) == 0)
+    printf("pool: %zu workers, submitted %llu, completed %llu, failed %llu, "
+           "cancelled %llu, crashed %llu, restarted %llu\n",
+           crew_pool_workers(s->pool), (unsigned long long)st.submitted,
+           (unsigned long long)st.completed, (unsigned long long)st.failed,
+           (unsigned long long)st.cancelled, (unsigned long long)st.crashed,
+           (unsigned long long)st.restarted);
+  crew_latency wait, run;
+  int rc = crew_pool_latency(s->pool, &wait, &run);
+  if (rc == 0) {
+    print_latency("queue wait", &wait);
+    print_latency("run", &run);
+  } else {
+    printf("latency: %s\n", crew_strerror(rc));
+  }
+}
+
+int main(int argc, char **argv)
+{
+  struct server s = {.epfd = -1, .lfd = -1, .sfd = -1};
+  int rc = parse_options(argc, argv, &s.opt);
+  if (rc >= 0)
+    return rc;
+
+  /* Signals first: blocked here before any worker thread exists, so every
+   * thread inherits the mask and only the signalfd sees them. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0) {
+    perror("server: sigprocmask");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN); /* sends use MSG_NOSIGNAL; belt and braces */
+
+  /* The pool next, before the listening socket: worker processes inherit
+   * the descriptors open at create, and one holding the listening socket
+   * would keep accepting connects after we close it. */
+  int status = 1;
+  if (!s.opt.inline_work) {
+    crew_config cfg;
+    crew_config_init(&cfg);
+    cfg.mode = s.opt.processes ? CREW_PROCESSES : CREW_THREADS;
+    cfg.workers = s.opt.workers;
+    cfg.queue_capacity = s.opt.queue;
+    cfg.name = "hash";
+    cfg.max_in_size = sizeof(struct hash_head) + HW_LINE_MAX;
+    cfg.max_out_size = sizeof(uint64_t);
+    cfg.latency_stats = s.opt.stats;
+    if ((rc = crew_pool_create(&s.pool, &cfg)) != 0) {
+      fprintf(stderr, "server: crew_pool_create: %s\n", crew_strerror(rc));
+      return 1;
+    }
+    if ((rc = crew_channel_create(&s.ch)) != 0) {
+      fprintf(stderr, "server: crew_channel_create: %s\n", crew_strerror(rc));
+      goto out;
+    }
+  }
+  s.scratch = malloc(sizeof(struct hash_head) + HW_LINE_MAX);
+  unsigned port = 0;
+  if (s.scratch == NULL) {
+    fprintf(stderr, "server: out of memory\n");
+    goto out;
+  }
+  if ((s.lfd = listen_on(s.opt.port, &port)) < 0) {
+    fprintf(stderr, "server: listen on 127.0.0.1:%u: %s\n", s.opt.port,
+            strerror(errno));
+    goto out;
+  }
+  if ((s.sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+      (s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+      !watch_fd(s.epfd, s.lfd, &tag_listen) ||
+      !watch_fd(s.epfd, s.sfd, &tag_signal) ||
+      (s.ch != NULL &&
+       !watch_fd(s.epfd, crew_channel_fd(s.ch), &tag_channel))) {
+    perror("server: setup");
+    goto out;
+  }
+  printf("listening on 127.0.0.1:%u\n", port);
+  fflush(stdout);
+
+  run_loop(&s);
+  status = 0;
+
+out:
+  /* Every connection is closed by now (or none was opened). What is still
+   * queued has no client: cancel it; running tasks finish. */
+  while (s.open != NULL)
+    conn_close(&s, s.open);
+  if (s.pool != NULL)
+    crew_pool_shutdown(s.pool, CREW_CANCEL);
+  if (s.opt.stats && status == 0)
+    print_stats(&s);
+  crew_pool_destroy(s.pool);
+  if (s.ch != NULL) { /* every future has resolved: take them back */
+    drain_completions(&s);
+    s.dirty = NULL;
+    for (struct conn *c = s.closed; c != NULL; c = c->next)
+      c->dirty = false;
+  }
+  while (s.closed != NULL) {
+    struct conn *c = s.closed;
+    list_remove(&s.closed, c);
+    free_conn(c);
+  }
+  crew_channel_destroy(s.ch);
+  if (s.lfd >= 0)
+    close(s.lfd);
+  if (s.sfd >= 0)
+    close(s.sfd);
+  if (s.epfd >= 0)
+    close(s.epfd);
+  free(s.scratch);
+  fflush(stdout);
+  return status;
+}
