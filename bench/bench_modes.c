@@ -5,8 +5,10 @@
  *   bench/bench_modes [--quick] [--workers N] [--reps N]
  *
  *  - start-up: crew_pool_create + crew_pool_destroy of an idle pool;
- *  - tiny tasks: fire-and-forget empty tasks, and empty tasks whose futures
- *    are all kept and waited for: wall time per task;
+ *  - tiny tasks: fire-and-forget empty tasks, empty tasks whose futures
+ *    are all kept and waited for, and empty tasks whose completions an
+ *    edge-triggered epoll loop drains from a crew_channel: wall time per
+ *    task;
  *  - 50 us tasks: tasks that spin for 50 us, per-task overhead over the
  *    ideal (tasks x 50 us / workers);
  *  - CPU-bound map: crew_map over items of ~50 us, speedup over running
@@ -26,8 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 static size_t opt_workers = 2, opt_reps = 5, opt_tiny = 100000, opt_spin = 4000;
 
@@ -128,6 +132,39 @@ static double tiny_futures(int mode)
   double per = (double)(now_ns() - t0) / (double)n;
   crew_pool_destroy(pool);
   free(fs);
+  return per;
+}
+
+/* Empty tasks whose completions come back through a channel, drained by an
+ * edge-triggered epoll loop as a server would: per task. */
+static double tiny_channel(int mode)
+{
+  crew_pool *pool = start(mode);
+  crew_channel *ch;
+  crew_channel_create(&ch);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+  epoll_ctl(ep, EPOLL_CTL_ADD, crew_channel_fd(ch), &ev);
+  size_t n = opt_tiny / 4, sent = 0, got = 0;
+  uint64_t t0 = now_ns();
+  while (got < n) {
+    while (sent < n &&
+           crew_submit_to_timed(pool, ch, NULL, nothing, NULL, 0, 0, 0) == 0)
+      sent++;
+    epoll_wait(ep, &ev, 1, 1000);
+    crew_completion done[64];
+    size_t k;
+    do {
+      crew_channel_drain(ch, done, 64, &k);
+      for (size_t i = 0; i < k; i++)
+        crew_future_release(done[i].future);
+      got += k;
+    } while (k == 64);
+  }
+  double per = (double)(now_ns() - t0) / (double)n;
+  close(ep);
+  crew_channel_destroy(ch);
+  crew_pool_destroy(pool);
   return per;
 }
 
@@ -265,6 +302,7 @@ int main(int argc, char **argv)
   row("start-up (create+destroy)", startup, 1e3, "us", &t, &p);
   row("tiny task, fire and forget", tiny_forget, 1e3, "us", &t, &p);
   row("tiny task, with a future", tiny_futures, 1e3, "us", &t, &p);
+  row("tiny task, through a channel", tiny_channel, 1e3, "us", &t, &p);
   row("50 us task: overhead", spin_overhead, 1e3, "us", &t, &p);
   row("map of 50 us items: wall", map_time, 1e6, "ms", &t, &p);
   struct summary s, unused;
