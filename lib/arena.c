@@ -62,12 +62,12 @@ static size_t class_size(unsigned c)
 
 int crew__arena_create(struct crew__arena **ap)
 {
-  struct crew__arena *a = calloc(1, sizeof *a);
+  struct crew__arena *a = crew__calloc(1, sizeof *a);
   if (a == NULL)
     return CREW_ENOMEM;
   for (size_t size = RESERVE_MAX; size >= RESERVE_MIN; size /= 2) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = crew__mmap(NULL, size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p != MAP_FAILED) {
       a->base = p;
       a->size = size;
@@ -132,7 +132,7 @@ void crew__arena_free(struct crew__arena *a, size_t offset, size_t n)
     madvise(a->base + offset, class_size(c), MADV_REMOVE);
   if (fl->count == fl->room) {
     size_t room = fl->room ? fl->room * 2 : 16;
-    size_t *grown = realloc(fl->offsets, room * sizeof *grown);
+    size_t *grown = crew__realloc(fl->offsets, room * sizeof *grown);
     if (grown == NULL)
       return; /* the block is lost to reuse, not to correctness */
     fl->offsets = grown;

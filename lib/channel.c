@@ -105,7 +105,7 @@ int crew_channel_create(crew_channel **out)
 {
   if (out == NULL)
     return CREW_EINVAL;
-  crew_channel *ch = calloc(1, sizeof *ch);
+  crew_channel *ch = crew__calloc(1, sizeof *ch);
   if (ch == NULL)
     return CREW_ENOMEM;
   int rc = open_fds(ch);
@@ -220,7 +220,7 @@ int crew_channel_watch(crew_channel *ch, crew_future *f, void *tag)
 {
   if (ch == NULL || f == NULL)
     return CREW_EINVAL;
-  struct node *n = malloc(sizeof *n);
+  struct node *n = crew__malloc(sizeof *n);
   if (n == NULL)
     return CREW_ENOMEM;
   int rc = watch_with(ch, f, tag, n);
@@ -235,7 +235,8 @@ int crew_submit_to_timed(crew_pool *pool, crew_channel *ch, void *tag,
 {
   if (ch == NULL)
     return CREW_EINVAL;
-  struct node *n = malloc(sizeof *n); /* first: a failed submit makes nothing */
+  struct node *n =
+      crew__malloc(sizeof *n); /* first: a failed submit makes nothing */
   if (n == NULL)
     return CREW_ENOMEM;
   crew_future *f;

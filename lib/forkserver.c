@@ -117,7 +117,7 @@ static void spawn(const struct crew__forkserver_ops *ops, struct child *kids,
     return;
   }
   pid_t server = getpid();
-  pid_t pid = fork();
+  pid_t pid = crew__fork();
   if (pid == 0) {
     close(fd);
     setpgid(0, 0);
@@ -177,7 +177,7 @@ static void server_main(int fd, pid_t parent,
   sigfillset(&wait_mask);
   sigdelset(&wait_mask, SIGCHLD);
 
-  struct child *kids = calloc(ops->nslots, sizeof *kids);
+  struct child *kids = crew__calloc(ops->nslots, sizeof *kids);
   if (kids == NULL)
     _exit(1);
   for (;;) {
@@ -216,7 +216,7 @@ int crew__forkserver_start(struct crew__forkserver *fs,
   fflush(stdout);
   fflush(stderr);
   pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = crew__fork();
   if (pid == 0) {
     close(sv[0]);
     server_main(sv[1], parent, ops);

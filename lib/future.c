@@ -117,7 +117,7 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
       round_up(in_size, align) + out_size > SIZE_MAX - sizeof(crew_future))
     return CREW_EINVAL;
   size_t in_room = round_up(in_size, align);
-  crew_future *f = malloc(sizeof *f + in_room + out_size);
+  crew_future *f = crew__malloc(sizeof *f + in_room + out_size);
   if (f == NULL)
     return CREW_ENOMEM;
   if (crew__mutex_init(&f->lock) != 0) {
@@ -251,6 +251,7 @@ static void run_callbacks(crew_future *f)
 static bool resolve_locked(crew_future *f, int state, int status)
 {
   crew__assert_held(&f->lock);
+  (void)CREW__HOOK(CREW_TP_PUBLISH, f);
   f->status = status;
   atomic_store_explicit(&f->state, state, memory_order_release);
   if (f->callbacks == NULL) /* a callback added from now on runs at once */
@@ -389,7 +390,7 @@ int crew_future_on_done(crew_future *f, crew_done_fn fn, void *arg)
   }
   struct callback *cb = &f->first;
   if (f->first_used) {
-    cb = malloc(sizeof *cb);
+    cb = crew__malloc(sizeof *cb);
     if (cb == NULL) {
       crew__mutex_unlock(&f->lock);
       return CREW_ENOMEM;
@@ -438,7 +439,7 @@ static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
 {
   struct waiter_link stack_links[LINKS_ON_STACK];
   struct waiter_link *links = stack_links;
-  if (n > LINKS_ON_STACK && (links = calloc(n, sizeof *links)) == NULL)
+  if (n > LINKS_ON_STACK && (links = crew__calloc(n, sizeof *links)) == NULL)
     return CREW_ENOMEM;
   struct waiter w = {.woken = false};
   int rc = crew__mutex_init(&w.lock);

@@ -19,6 +19,7 @@
 #include <crew.h>
 
 #include "sync.h"
+#include "testhook.h"
 
 #include <stdalign.h>
 #include <stdatomic.h>

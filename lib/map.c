@@ -174,7 +174,7 @@ static int job_create(struct crew__map **jp, crew_pool *pool, crew_fn fn,
                       const void *in, size_t in_stride, void *out,
                       size_t out_stride, size_t count)
 {
-  struct crew__map *job = malloc(sizeof *job);
+  struct crew__map *job = crew__malloc(sizeof *job);
   if (job == NULL)
     return CREW_ENOMEM;
   if (crew__mutex_init(&job->lock) != 0) {

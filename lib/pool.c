@@ -387,7 +387,7 @@ static void pool_free(crew_pool *pool)
 
 static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
 {
-  crew_pool *pool = calloc(1, sizeof *pool);
+  crew_pool *pool = crew__calloc(1, sizeof *pool);
   if (pool == NULL)
     return CREW_ENOMEM;
   if (crew__mutex_init(&pool->join_lock) != 0) {
@@ -407,7 +407,7 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   pool->timed =
       pool->latency || pool->on_start != NULL || pool->on_finish != NULL;
   if (pool->latency &&
-      (pool->lat_base = calloc(2, sizeof *pool->lat_base)) == NULL) {
+      (pool->lat_base = crew__calloc(2, sizeof *pool->lat_base)) == NULL) {
     pool_free(pool);
     return CREW_ENOMEM;
   }
@@ -438,8 +438,8 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   int rc =
       crew_queue_create(&pool->queue, capacity, sizeof(struct crew__task), 0);
   pool->name = strdup(cfg->name != NULL ? cfg->name : "crew");
-  pool->workers = aligned_alloc(alignof(struct crew__worker),
-                                nworkers * sizeof(struct crew__worker));
+  pool->workers = crew__aligned_alloc(alignof(struct crew__worker),
+                                      nworkers * sizeof(struct crew__worker));
   if (rc == 0 && (pool->name == NULL || pool->workers == NULL))
     rc = CREW_ENOMEM;
   if (rc != 0) {

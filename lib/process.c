@@ -94,12 +94,12 @@ int crew_process_start(crew_process **pp, crew_fn fn, const void *in,
     return CREW_EINVAL;
   if (out_size > SIZE_MAX - sizeof(struct shared_out))
     return CREW_ENOMEM;
-  crew_process *p = calloc(1, sizeof *p);
+  crew_process *p = crew__calloc(1, sizeof *p);
   if (p == NULL)
     return CREW_ENOMEM;
   p->map_size = sizeof(struct shared_out) + out_size;
-  void *map = mmap(NULL, p->map_size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void *map = crew__mmap(NULL, p->map_size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED || crew__mutex_init(&p->lock) != 0) {
     if (map != MAP_FAILED)
       munmap(map, p->map_size);
@@ -110,7 +110,7 @@ int crew_process_start(crew_process **pp, crew_fn fn, const void *in,
   p->out_size = out_size;
   fflush(stdout); /* or the child would write it again */
   fflush(stderr);
-  pid_t pid = fork();
+  pid_t pid = crew__fork();
   if (pid == 0) {
     int rc = fn(in_size > 0 ? in : NULL, out_size > 0 ? p->shared->data : NULL);
     atomic_store(&p->shared->returned, 1);

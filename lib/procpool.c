@@ -841,7 +841,7 @@ static int add_code(struct dl_phdr_info *info, size_t size, void *arg)
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
       continue;
     struct code_range *grown =
-        realloc(pp->code, (pp->ncode + 1) * sizeof *grown);
+        crew__realloc(pp->code, (pp->ncode + 1) * sizeof *grown);
     if (grown == NULL)
       return 1;
     pp->code = grown;
@@ -866,9 +866,9 @@ static bool code_known(const struct crew__procpool *pp, crew_fn fn)
 
 static int alloc_parent_side(struct crew__procpool *pp)
 {
-  pp->entries = calloc(pp->nentries, sizeof *pp->entries);
-  pp->free_entries = calloc(pp->nentries, sizeof *pp->free_entries);
-  pp->workers = calloc(pp->nworkers, sizeof *pp->workers);
+  pp->entries = crew__calloc(pp->nentries, sizeof *pp->entries);
+  pp->free_entries = crew__calloc(pp->nentries, sizeof *pp->free_entries);
+  pp->workers = crew__calloc(pp->nworkers, sizeof *pp->workers);
   if (pp->entries == NULL || pp->free_entries == NULL || pp->workers == NULL)
     return CREW_ENOMEM;
   for (size_t i = 0; i < pp->nentries; i++)
@@ -893,8 +893,8 @@ static int alloc_shared_side(struct crew__procpool *pp)
     return rc;
   pp->ctrl_size =
       sizeof(struct shared_ctrl) + pp->nworkers * sizeof(struct shared_slot);
-  void *p = mmap(NULL, pp->ctrl_size, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void *p = crew__mmap(NULL, pp->ctrl_size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return CREW_ENOMEM;
   pp->ctrl = p;
@@ -950,7 +950,7 @@ static int configure(struct crew__procpool *pp, crew_pool *pool,
 int crew__procpool_create(struct crew__procpool **out, crew_pool *pool,
                           const crew_config *cfg, size_t nworkers)
 {
-  struct crew__procpool *pp = calloc(1, sizeof *pp);
+  struct crew__procpool *pp = crew__calloc(1, sizeof *pp);
   if (pp == NULL)
     return CREW_ENOMEM;
   int rc = crew__mutex_init(&pp->lock);

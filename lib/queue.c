@@ -150,11 +150,11 @@ int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
   size_t size = sizeof(crew_queue) + capacity * item_size;
   crew_queue *q;
   if (flags & CREW_SHARED) {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = crew__mmap(NULL, size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     q = p == MAP_FAILED ? NULL : p;
   } else {
-    q = malloc(size);
+    q = crew__malloc(size);
   }
   if (q == NULL)
     return CREW_ENOMEM;
@@ -201,6 +201,7 @@ static void ring_put(crew_queue *q, const unsigned char *src, size_t n)
   /* Publishes the items: one store, ordered after the copy, for whoever
    * locks next even if this process dies right now. */
   atomic_store_explicit(&q->tail, load(&q->tail) + n, memory_order_release);
+  (void)CREW__HOOK(CREW_TP_ENQUEUE, q);
 }
 
 /* Remove n items into dst; the caller made sure they exist. */
@@ -214,6 +215,7 @@ static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
   memcpy(dst + first * q->item_size, q->ring, (n - first) * q->item_size);
   /* The items leave: one store, ordered after the copy. */
   atomic_store_explicit(&q->head, load(&q->head) + n, memory_order_release);
+  (void)CREW__HOOK(CREW_TP_DEQUEUE, q);
 }
 
 /* ---------------------------------------------------------------- waiting */

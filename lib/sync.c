@@ -122,6 +122,7 @@ void crew__mutex_destroy(crew__mutex *mu)
 void crew__mutex_lock(crew__mutex *mu)
 {
   crew__assert(!crew__mutex_held(mu));
+  (void)CREW__HOOK(CREW_TP_LOCK, mu);
   pthread_mutex_lock(&mu->m);
 #ifdef CREW_DEBUG
   atomic_store_explicit(&mu->owner, &crew__self_tag, memory_order_relaxed);
@@ -132,6 +133,7 @@ int crew__mutex_lock_robust(crew__mutex *mu)
 {
   /* No held-assert: a thread of another process, forked from ours, has the
    * same thread-local address, so the owner record cannot tell. */
+  (void)CREW__HOOK(CREW_TP_LOCK, mu);
   int rc = pthread_mutex_lock(&mu->m);
 #ifdef CREW_DEBUG
   atomic_store_explicit(&mu->owner, &crew__self_tag, memory_order_relaxed);
@@ -152,6 +154,7 @@ void crew__mutex_consistent(crew__mutex *mu)
 void crew__mutex_unlock(crew__mutex *mu)
 {
   crew__assert_held(mu);
+  (void)CREW__HOOK(CREW_TP_UNLOCK, mu);
 #ifdef CREW_DEBUG
   atomic_store_explicit(&mu->owner, NULL, memory_order_relaxed);
 #endif
@@ -291,6 +294,7 @@ void crew__waitset_destroy(crew__waitset *ws)
 
 int crew__waitset_wait(crew__waitset *ws, crew__mutex *mu, crew__deadline d)
 {
+  (void)CREW__HOOK(CREW_TP_WAIT, ws);
 #ifdef CREW__FUTEX
   if (ws->shared) {
     crew__assert_held(mu);
@@ -320,6 +324,7 @@ void crew__waitset_wake(crew__waitset *ws, size_t n)
 {
   if (n == 0)
     return;
+  (void)CREW__HOOK(CREW_TP_WAKE, ws);
 #ifdef CREW__FUTEX
   if (ws->shared) {
     atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
@@ -333,6 +338,7 @@ void crew__waitset_wake(crew__waitset *ws, size_t n)
 
 void crew__waitset_wake_all(crew__waitset *ws)
 {
+  (void)CREW__HOOK(CREW_TP_WAKE, ws);
 #ifdef CREW__FUTEX
   if (ws->shared) {
     atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
@@ -351,6 +357,8 @@ int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg)
    * the moment of creation, then restore the caller's mask. The signals of
    * a thread's own faults stay open: a task that crashes (or raises them)
    * must get their default action, not a pending signal and a return. */
+  if (CREW__HOOK(CREW_TP_THREAD, arg) != 0)
+    return CREW_ENOMEM;
   sigset_t all, old;
   sigfillset(&all);
   static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL,
