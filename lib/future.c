@@ -33,6 +33,14 @@
  * that resolves it from elsewhere (a cancel, a waiting worker that runs it)
  * holds a reference of its own meanwhile, so done callbacks may release the
  * caller's reference. The memory goes with the last reference.
+ *
+ * Recycling: a future whose input and output fit CACHED_ROOM bytes is made
+ * with exactly that room and, when its last reference goes, kept on its
+ * pool's cache (a free list under the cache's own spin lock, at most
+ * CACHE_MAX long: the pool keeps the memory of its busiest moment) with its
+ * mutex still initialised, for the next submit to take. The cache holds a
+ * reference per future taken from it and one for the pool, so it outlives
+ * whichever goes last.
  */
 #include "config.h"
 
@@ -65,6 +73,8 @@ struct waiter_link {
 };
 
 struct crew_future {
+  struct crew__future_cache *cache; /* where it returns; NULL: freed */
+  struct crew_future *next_free;    /* on the cache's free list */
   crew__mutex lock;
   _Atomic int state; /* enum future_state */
   int status;        /* valid once state is resolved */
@@ -104,6 +114,77 @@ static int load_state(const crew_future *f)
 
 /* ------------------------------------------------------------- lifetime */
 
+/* Payload bytes (input rounded up, then output) of a recycled future. */
+#define CACHED_ROOM 64
+/* Futures a cache keeps at most (about 18 MB of them). */
+#define CACHE_MAX 65536
+
+struct crew__future_cache {
+  crew__spinlock lock;
+  crew_future *free; /* guarded by lock */
+  size_t nfree;      /* guarded by lock */
+  _Atomic size_t refs;
+};
+
+int crew__future_cache_create(struct crew__future_cache **cp)
+{
+  struct crew__future_cache *c = crew__malloc(sizeof *c);
+  if (c == NULL)
+    return CREW_ENOMEM;
+  c->lock = (crew__spinlock)CREW__SPINLOCK_INIT;
+  c->free = NULL;
+  c->nfree = 0;
+  atomic_init(&c->refs, 1);
+  *cp = c;
+  return 0;
+}
+
+static void cache_unref(struct crew__future_cache *c)
+{
+  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (crew_future *f = c->free, *next; f != NULL; f = next) {
+    next = f->next_free;
+    crew__mutex_destroy(&f->lock);
+    free(f);
+  }
+  free(c);
+}
+
+void crew__future_cache_release(struct crew__future_cache *c)
+{
+  if (c != NULL)
+    cache_unref(c);
+}
+
+/* A recycled future from c (its lock initialised), or NULL. */
+static crew_future *cache_take(struct crew__future_cache *c)
+{
+  crew__spin_lock(&c->lock);
+  crew_future *f = c->free;
+  if (f != NULL) {
+    c->free = f->next_free;
+    c->nfree--;
+  }
+  crew__spin_unlock(&c->lock);
+  return f;
+}
+
+/* Keep f on its cache; false if the cache is full. */
+static bool cache_put(crew_future *f)
+{
+  struct crew__future_cache *c = f->cache;
+  crew__spin_lock(&c->lock);
+  bool kept = c->nfree < CACHE_MAX;
+  if (kept) {
+    f->next_free = c->free;
+    c->free = f;
+    c->nfree++;
+  }
+  crew__spin_unlock(&c->lock);
+  return kept;
+}
+
 static size_t round_up(size_t n, size_t to)
 {
   return (n + to - 1) / to * to;
@@ -117,13 +198,24 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
       round_up(in_size, align) + out_size > SIZE_MAX - sizeof(crew_future))
     return CREW_EINVAL;
   size_t in_room = round_up(in_size, align);
-  crew_future *f = crew__malloc(sizeof *f + in_room + out_size);
-  if (f == NULL)
-    return CREW_ENOMEM;
-  if (crew__mutex_init(&f->lock) != 0) {
-    free(f);
-    return CREW_ENOMEM;
+  struct crew__future_cache *cache =
+      in_room + out_size <= CACHED_ROOM && pool != NULL
+          ? crew__pool_future_cache(pool)
+          : NULL;
+  crew_future *f = cache != NULL ? cache_take(cache) : NULL;
+  if (f == NULL) {
+    size_t room = cache != NULL ? CACHED_ROOM : in_room + out_size;
+    f = crew__malloc(sizeof *f + room);
+    if (f == NULL)
+      return CREW_ENOMEM;
+    if (crew__mutex_init(&f->lock) != 0) {
+      free(f);
+      return CREW_ENOMEM;
+    }
   }
+  if (cache != NULL)
+    atomic_fetch_add_explicit(&cache->refs, 1, memory_order_relaxed);
+  f->cache = cache;
   atomic_init(&f->state, QUEUED);
   atomic_init(&f->refs, 2);
   f->status = 0;
@@ -152,8 +244,13 @@ static void future_free(crew_future *f)
   crew__assert(f->waiters == NULL && f->callbacks == NULL);
   if (f->cv_ready)
     crew__cond_destroy(&f->resolved_cv);
-  crew__mutex_destroy(&f->lock);
-  free(f);
+  struct crew__future_cache *cache = f->cache;
+  if (cache == NULL || !cache_put(f)) {
+    crew__mutex_destroy(&f->lock);
+    free(f);
+  }
+  if (cache != NULL)
+    cache_unref(cache);
 }
 
 void crew__future_discard(crew_future *f)

@@ -61,6 +61,12 @@ struct crew__task {
  */
 void crew__queue_forget_waiters(crew_queue *q);
 
+/*
+ * crew_queue_pop without a deadline, spinning up to spin_ns (0 or
+ * CREW_IDLE_SPIN_OFF: not at all) before it sleeps on an empty queue.
+ */
+int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t spin_ns);
+
 /* --------------------------------------------------------------- workers */
 
 /*
@@ -94,6 +100,19 @@ static inline uint64_t crew__read(_Atomic uint64_t *c)
  */
 int crew__future_create(crew_future **f, crew_pool *pool, crew_fn fn,
                         const void *in, size_t in_size, size_t out_size);
+
+/*
+ * A pool's cache of freed small futures (future.c), so that a steady stream
+ * of submits with futures allocates nothing. Made with the pool; the pool
+ * and every future taken from it hold a reference, so futures may outlive
+ * their pool.
+ */
+struct crew__future_cache;
+int crew__future_cache_create(struct crew__future_cache **cp);
+/* Drop the pool's reference (the cache goes with the last future). */
+void crew__future_cache_release(struct crew__future_cache *c);
+/* The cache of a pool (pool.c); NULL for none. */
+struct crew__future_cache *crew__pool_future_cache(const crew_pool *pool);
 
 /* Undo crew__future_create() for a task that was never queued. */
 void crew__future_discard(crew_future *f);

@@ -69,9 +69,11 @@ struct crew_pool {
   size_t max_in, max_out; /* 0: no limit */
   bool timed;             /* latency_stats or hooks: read the clock */
   bool latency;
+  uint64_t idle_spin_ns; /* 0: none */
   crew_task_hook on_start, on_finish;
   void *hook_arg;
   struct crew__procpool *proc; /* CREW_PROCESSES: everything else is there */
+  struct crew__future_cache *futures; /* freed small futures, for reuse */
   struct crew__worker *workers;
   void (*init)(void *arg);
   void *init_arg;
@@ -90,6 +92,11 @@ struct crew__worker *crew__pool_worker(const crew_pool *pool)
 struct crew__counters *crew__worker_counters(struct crew__worker *w)
 {
   return &w->counters;
+}
+
+struct crew__future_cache *crew__pool_future_cache(const crew_pool *pool)
+{
+  return pool->futures;
 }
 
 size_t crew__pool_nworkers(const crew_pool *pool)
@@ -255,7 +262,7 @@ static void *worker_main(void *arg)
     pool->init(pool->init_arg);
 
   struct crew__task t;
-  while (crew_queue_pop(pool->queue, &t) == 0) {
+  while (crew__queue_pop_spin(pool->queue, &t, pool->idle_spin_ns) == 0) {
     if (atomic_load_explicit(pool->state, memory_order_acquire) == CANCELLING)
       drop_task(pool, &t);
     else
@@ -376,6 +383,7 @@ static void pool_free(crew_pool *pool)
 {
   crew__procpool_destroy(pool->proc);
   crew_queue_destroy(pool->queue);
+  crew__future_cache_release(pool->futures);
   crew__fork_guard_fini(&pool->fork_guard);
   crew__mutex_destroy(&pool->join_lock);
   crew__mutex_destroy(&pool->lat_lock);
@@ -401,13 +409,18 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   }
   atomic_init(&pool->lat_epoch, 0);
   pool->latency = cfg->latency_stats;
+  pool->idle_spin_ns = cfg->idle_spin_ns == 0 ? CREW_IDLE_SPIN_DEFAULT_NS
+                       : cfg->idle_spin_ns == CREW_IDLE_SPIN_OFF
+                           ? 0
+                           : cfg->idle_spin_ns;
   pool->on_start = cfg->on_task_start;
   pool->on_finish = cfg->on_task_finish;
   pool->hook_arg = cfg->hook_arg;
   pool->timed =
       pool->latency || pool->on_start != NULL || pool->on_finish != NULL;
-  if (pool->latency &&
-      (pool->lat_base = crew__calloc(2, sizeof *pool->lat_base)) == NULL) {
+  if ((pool->latency &&
+       (pool->lat_base = crew__calloc(2, sizeof *pool->lat_base)) == NULL) ||
+      crew__future_cache_create(&pool->futures) != 0) {
     pool_free(pool);
     return CREW_ENOMEM;
   }

@@ -33,6 +33,14 @@
  * behind (extra wake-ups, never missing ones); crew__queue_forget_waiters()
  * resets the counts under a new generation.
  *
+ * Spinning: before a popper sleeps on an empty queue (or a pusher on a
+ * full one) it may spin a while, without the lock, reading head, tail and
+ * `closed` until the queue changes: most waits in a busy program are short,
+ * and a spinner is woken by the change itself, not by a system call (it is
+ * not counted as a waiter, so pushers see nobody to wake). At most one
+ * thread spins per side (`spinning`), the spin is bounded in time, and a
+ * timed call with a zero timeout never spins.
+ *
  * Fairness: FIFO for items. Threads are woken in the order the wait set
  * chooses; crew promises no order among waiters.
  */
@@ -47,22 +55,29 @@
 
 struct crew_queue {
   crew__mutex lock;
-  crew__waitset not_empty; /* poppers wait here */
-  crew__waitset not_full;  /* pushers wait here */
-  _Atomic uint64_t head;   /* items ever taken (release stores: see top) */
-  _Atomic uint64_t tail;   /* items ever put */
-  size_t pop_waiters;      /* threads waiting on not_empty */
-  size_t push_waiters;     /* threads waiting on not_full */
-  uint64_t waiter_gen;     /* bumped when the waiter counts are reset */
-  bool closed;
+  crew__waitset not_empty;  /* poppers wait here */
+  crew__waitset not_full;   /* pushers wait here */
+  _Atomic uint64_t head;    /* items ever taken (release stores: see top) */
+  _Atomic uint64_t tail;    /* items ever put */
+  size_t pop_waiters;       /* threads waiting on not_empty */
+  size_t push_waiters;      /* threads waiting on not_full */
+  uint64_t waiter_gen;      /* bumped when the waiter counts are reset */
+  _Atomic bool closed;      /* written under the lock, read by spinners */
+  _Atomic bool spinning[2]; /* [POPPER], [PUSHER]: one spinner each */
   /* Constant after create: */
   size_t capacity;
   size_t item_size;
+  size_t mask; /* capacity - 1 if a power of two, else 0 */
   unsigned flags;
   pid_t creator;       /* CREW_SHARED: the process that destroys the objects */
   size_t map_size;     /* CREW_SHARED: the mapping's length */
   unsigned char *ring; /* capacity * item_size bytes, after the header */
 };
+
+enum side { POPPER, PUSHER };
+
+/* How long a blocking push or pop spins before it sleeps. */
+#define QUEUE_SPIN_NS 20000u
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -163,6 +178,7 @@ int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
                     .flags = flags,
                     .creator = getpid(),
                     .map_size = size,
+                    .mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0,
                     .ring = (unsigned char *)(q + 1)};
   int rc = init_sync(q);
   if (rc != 0) {
@@ -189,15 +205,35 @@ void crew_queue_destroy(crew_queue *q)
 
 /* ---------------------------------------------------------- ring copying */
 
+/* The ring slot of the item counted `at`. */
+static size_t slot_of(const crew_queue *q, uint64_t at)
+{
+  return q->mask != 0 || q->capacity == 1 ? (size_t)(at & q->mask)
+                                          : (size_t)(at % q->capacity);
+}
+
+/* Copy n items of the queue's size; the common sizes with a constant size,
+ * which the compiler turns into a few moves instead of a call. */
+static void copy_items(const crew_queue *q, unsigned char *dst,
+                       const unsigned char *src, size_t n)
+{
+  if (n == 1 && q->item_size == sizeof(struct crew__task))
+    memcpy(dst, src, sizeof(struct crew__task));
+  else if (n == 1 && q->item_size == sizeof(void *))
+    memcpy(dst, src, sizeof(void *));
+  else if (n > 0)
+    memcpy(dst, src, n * q->item_size);
+}
+
 /* Append n items from src; the caller made sure they fit. */
 static void ring_put(crew_queue *q, const unsigned char *src, size_t n)
 {
   crew__assert_held(&q->lock);
   crew__assert(queued(q) + n <= q->capacity);
-  size_t at = (size_t)(load(&q->tail) % q->capacity);
+  size_t at = slot_of(q, load(&q->tail));
   size_t first = min_size(n, q->capacity - at);
-  memcpy(q->ring + at * q->item_size, src, first * q->item_size);
-  memcpy(q->ring, src + first * q->item_size, (n - first) * q->item_size);
+  copy_items(q, q->ring + at * q->item_size, src, first);
+  copy_items(q, q->ring, src + first * q->item_size, n - first);
   /* Publishes the items: one store, ordered after the copy, for whoever
    * locks next even if this process dies right now. */
   atomic_store_explicit(&q->tail, load(&q->tail) + n, memory_order_release);
@@ -209,10 +245,10 @@ static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
 {
   crew__assert_held(&q->lock);
   crew__assert(n <= queued(q));
-  size_t at = (size_t)(load(&q->head) % q->capacity);
+  size_t at = slot_of(q, load(&q->head));
   size_t first = min_size(n, q->capacity - at);
-  memcpy(dst, q->ring + at * q->item_size, first * q->item_size);
-  memcpy(dst + first * q->item_size, q->ring, (n - first) * q->item_size);
+  copy_items(q, dst, q->ring + at * q->item_size, first);
+  copy_items(q, dst + first * q->item_size, q->ring, n - first);
   /* The items leave: one store, ordered after the copy. */
   atomic_store_explicit(&q->head, load(&q->head) + n, memory_order_release);
   (void)CREW__HOOK(CREW_TP_DEQUEUE, q);
@@ -245,12 +281,49 @@ static void wake(crew__waitset *ws, size_t n, size_t waiters)
   crew__waitset_wake(ws, min_size(n, waiters));
 }
 
+/* Without the lock: whether `side` may go on (items, or room, or closed). */
+static bool may_proceed(const crew_queue *q, enum side side)
+{
+  uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+  if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+    return true;
+  return side == POPPER ? tail != head : tail - head < q->capacity;
+}
+
+/*
+ * Called with the lock held by a caller about to wait: unless another
+ * thread spins for this side already, drop the lock, spin up to spin_ns
+ * until the queue may let the caller on, and take the lock again. Returns
+ * whether it spun (the caller then rechecks before it waits).
+ */
+static bool spin_unlocked(crew_queue *q, enum side side, uint64_t spin_ns)
+{
+  if (spin_ns == 0 || spin_ns == CREW_IDLE_SPIN_OFF ||
+      atomic_load_explicit(&q->spinning[side], memory_order_relaxed) ||
+      atomic_exchange_explicit(&q->spinning[side], true, memory_order_relaxed))
+    return false;
+  unlock(q);
+  uint64_t start = crew__now_ns();
+  for (unsigned i = 1; !may_proceed(q, side); i++) {
+    crew__cpu_relax();
+    if (i % 64 == 0 && crew__now_ns() - start >= spin_ns)
+      break;
+  }
+  atomic_store_explicit(&q->spinning[side], false, memory_order_relaxed);
+  lock(q);
+  return true;
+}
+
 void crew__queue_forget_waiters(crew_queue *q)
 {
   lock(q);
   q->waiter_gen++;
   q->pop_waiters = 0;
   q->push_waiters = 0;
+  /* A process killed while spinning left its flag set. */
+  atomic_store_explicit(&q->spinning[POPPER], false, memory_order_relaxed);
+  atomic_store_explicit(&q->spinning[PUSHER], false, memory_order_relaxed);
   crew__waitset_wake_all(&q->not_empty);
   crew__waitset_wake_all(&q->not_full);
   unlock(q);
@@ -267,6 +340,7 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
 {
   size_t done = 0;
   int rc = 0;
+  bool spun = d.at == 0; /* a try does not spin */
   lock(q);
   while (done < count) {
     if (q->closed) {
@@ -284,6 +358,8 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
     /* Full. After a timeout the loop looks once more: room may have come. */
     if (rc == CREW_ETIMEDOUT)
       break;
+    if (!spun && (spun = spin_unlocked(q, PUSHER, QUEUE_SPIN_NS)))
+      continue;
     rc = wait_on(q, &q->not_full, &q->push_waiters, d);
   }
   unlock(q);
@@ -326,9 +402,10 @@ int crew_queue_push_many(crew_queue *q, const void *items, size_t count,
  * or `d` passes), then take up to `max` of them.
  */
 static int pop_until(crew_queue *q, unsigned char *items, size_t max,
-                     size_t *popped, crew__deadline d)
+                     size_t *popped, crew__deadline d, uint64_t spin_ns)
 {
   int rc = 0;
+  bool spun = d.at == 0; /* a try does not spin */
   lock(q);
   for (;;) {
     if (queued(q) > 0) {
@@ -345,6 +422,8 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
     }
     if (rc == CREW_ETIMEDOUT)
       break;
+    if (!spun && (spun = spin_unlocked(q, POPPER, spin_ns)))
+      continue;
     rc = wait_on(q, &q->not_empty, &q->pop_waiters, d);
   }
   unlock(q);
@@ -362,7 +441,14 @@ int crew_queue_pop_timed(crew_queue *q, void *item, uint64_t timeout_ns)
   if (q == NULL || item == NULL)
     return CREW_EINVAL;
   size_t popped;
-  return pop_until(q, item, 1, &popped, crew__deadline_in(timeout_ns));
+  return pop_until(q, item, 1, &popped, crew__deadline_in(timeout_ns),
+                   QUEUE_SPIN_NS);
+}
+
+int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t spin_ns)
+{
+  size_t popped;
+  return pop_until(q, item, 1, &popped, (crew__deadline){CREW__NEVER}, spin_ns);
 }
 
 int crew_queue_pop_many(crew_queue *q, void *items, size_t max, size_t *popped,
@@ -375,7 +461,8 @@ int crew_queue_pop_many(crew_queue *q, void *items, size_t max, size_t *popped,
     return CREW_EINVAL;
   if (max == 0)
     return 0;
-  return pop_until(q, items, max, popped, crew__deadline_in(timeout_ns));
+  return pop_until(q, items, max, popped, crew__deadline_in(timeout_ns),
+                   QUEUE_SPIN_NS);
 }
 
 /* ------------------------------------------------------------ the rest */
@@ -385,7 +472,7 @@ void crew_queue_close(crew_queue *q)
   if (q == NULL)
     return;
   lock(q);
-  q->closed = true;
+  atomic_store_explicit(&q->closed, true, memory_order_relaxed);
   crew__waitset_wake_all(&q->not_empty);
   crew__waitset_wake_all(&q->not_full);
   unlock(q);

@@ -230,6 +230,11 @@ int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d)
   return rc == ETIMEDOUT ? CREW_ETIMEDOUT : 0;
 }
 
+void crew__spin_yield(void)
+{
+  sched_yield();
+}
+
 /* --------------------------------------------------------------- wait sets */
 
 /* The longest a shared wait sleeps before it looks again (see below). */

@@ -54,6 +54,50 @@ void crew__mutex_unlock(crew__mutex *mu);
  * crew__mutex_consistent(). Lock it with crew__mutex_lock_robust() only.
  */
 #define CREW__OWNER_DIED 1
+
+/* A hint to the CPU that this thread spins (a pause), not a system call. */
+static inline void crew__cpu_relax(void);
+
+/*
+ * A spin lock, for critical sections of a few instructions that never block
+ * (a free list's push or pop), where a mutex would cost more than the work.
+ * A waiter spins, yielding the CPU now and then so that a preempted holder
+ * can finish.
+ */
+typedef struct crew__spinlock {
+  atomic_flag held;
+} crew__spinlock;
+
+#define CREW__SPINLOCK_INIT                                                    \
+  {                                                                            \
+    ATOMIC_FLAG_INIT                                                           \
+  }
+
+void crew__spin_yield(void); /* sched_yield() */
+
+static inline void crew__spin_lock(crew__spinlock *l)
+{
+  for (unsigned i = 1;
+       atomic_flag_test_and_set_explicit(&l->held, memory_order_acquire); i++) {
+    crew__cpu_relax();
+    if (i % 128 == 0)
+      crew__spin_yield();
+  }
+}
+
+static inline void crew__spin_unlock(crew__spinlock *l)
+{
+  atomic_flag_clear_explicit(&l->held, memory_order_release);
+}
+
+static inline void crew__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 int crew__mutex_init_shared(crew__mutex *mu);
 int crew__mutex_lock_robust(crew__mutex *mu);
 void crew__mutex_consistent(crew__mutex *mu);

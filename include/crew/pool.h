@@ -157,7 +157,20 @@ typedef struct crew_config {
                                     inside the worker process) */
   crew_task_hook on_task_finish; /* the same, just after it returns */
   void *hook_arg;                /* passed to both hooks */
+  uint64_t idle_spin_ns; /* threads: how long a worker that finds the queue
+                            empty keeps looking (without the lock, one
+                            worker at a time) before it sleeps, so a task
+                            submitted soon after starts without a wake-up
+                            system call. 0 (default):
+                            CREW_IDLE_SPIN_DEFAULT_NS; CREW_IDLE_SPIN_OFF:
+                            sleep at once */
 } crew_config;
+
+/* The default of crew_config.idle_spin_ns: 100 microseconds. An idle pool
+ * spends at most this much CPU after its last task, then none. */
+#define CREW_IDLE_SPIN_DEFAULT_NS 100000u
+/* crew_config.idle_spin_ns: never spin. */
+#define CREW_IDLE_SPIN_OFF UINT64_MAX
 
 /*
  * A latency distribution, from a fixed-size histogram of log-spaced buckets.
