@@ -24,7 +24,10 @@
  * Worker threads block every signal but those of their own faults
  * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), so signals go
  * to the application's own threads and a crashing task still crashes; they
- * are named "NAME-INDEX" (see crew_config.name).
+ * are named "NAME-INDEX" (see crew_config.name). crew sets that mask when a
+ * worker starts and does not reset it between tasks (a system call per
+ * task): a task that unblocks a signal must block it again before it
+ * returns, or later tasks on that worker run with it unblocked.
  *
  * Nested work: a task may submit to its own pool, wait on its futures and
  * map on it without deadlock, even with one worker. A worker that waits on a
@@ -54,8 +57,12 @@
  *  - Workers die with this process (even by SIGKILL), lead their own
  *    process groups (a terminal's ^C reaches only the application), start
  *    with default signal handlers, and inherit the descriptors this process
- *    had open at create, as any fork does; crew's own descriptors are
- *    close-on-exec and closed in workers. A server should create its
+ *    had open at create, as any fork does. crew's own descriptors are
+ *    close-on-exec; a pool's socket to its fork server is closed in its
+ *    workers, but descriptors of other crew objects open at create
+ *    (another process pool's socket, a channel's, a crew_process's pidfd)
+ *    are inherited like the application's: crew keeps no process-wide
+ *    list of them. A server should create its
  *    process pools before it opens listening sockets: a worker's copy would
  *    keep the port accepting after the server closes its own. crew installs no
  * signal handler in this process and reaps only its own children.
@@ -124,8 +131,10 @@ typedef struct crew_config {
   int mode;                 /* enum crew_mode; default CREW_THREADS */
   size_t workers;           /* 0 (default): one per CPU this process may run on,
                                by its affinity mask; at most CREW_WORKERS_MAX */
-  size_t queue_capacity;    /* tasks the queue holds before submit blocks;
-                               0 (default): CREW_QUEUE_CAPACITY_DEFAULT */
+  size_t queue_capacity;    /* tasks the queue holds before submit blocks
+                               (cancelled ones too, until a worker drops
+                               them); 0 (default):
+                               CREW_QUEUE_CAPACITY_DEFAULT */
   void (*init)(void *arg);  /* if not NULL, run once in each worker before its
                                first task (Python's Pool initializer) */
   void *init_arg;           /* passed to init */
@@ -186,11 +195,15 @@ typedef struct crew_latency {
 
 /* Counters of a pool, read by crew_pool_stats(). */
 typedef struct crew_stats {
-  uint64_t submitted; /* tasks accepted (each item of a map counts as one) */
+  uint64_t submitted; /* tasks accepted (each item of a map counts as one),
+                         counted as the submit call starts to queue them:
+                         a submit blocked on a full queue counts */
   uint64_t completed; /* tasks that ran and returned, whatever the status */
   uint64_t failed;    /* completed with a nonzero status */
   uint64_t cancelled; /* tasks resolved as cancelled without running */
-  size_t queued;      /* accepted, not yet started nor cancelled, now */
+  size_t queued;      /* submitted, not yet started nor cancelled, now
+                         (blocked submits included, so it may exceed
+                         queue_capacity) */
   size_t running;     /* running now */
   size_t workers;     /* workers alive now */
   uint64_t crashed;   /* processes: tasks whose worker died under them */

@@ -62,7 +62,8 @@ typedef struct crew_queue crew_queue;
  * the queue until crew_queue_destroy().
  *
  * Returns 0, CREW_EINVAL (q NULL, capacity or item_size 0, capacity *
- * item_size overflowing size_t, unknown flag bits) or CREW_ENOMEM. On failure
+ * item_size plus the queue's header overflowing size_t, unknown flag bits)
+ * or CREW_ENOMEM. On failure
  * *q is left untouched. Never blocks.
  */
 CREW_API int crew_queue_create(crew_queue **q, size_t capacity,
