@@ -228,6 +228,7 @@ int crew__forkserver_start(struct crew__forkserver *fs,
   }
   fs->pid = pid;
   fs->fd = sv[0];
+  fs->reaped = false;
   return 0;
 }
 
@@ -251,12 +252,26 @@ int crew__forkserver_reap(struct crew__forkserver *fs, uint32_t slot)
   return send_request(fs, OP_REAP, slot);
 }
 
+bool crew__forkserver_alive(struct crew__forkserver *fs)
+{
+  if (fs->reaped)
+    return false;
+  pid_t rc;
+  while ((rc = waitpid(fs->pid, NULL, WNOHANG)) < 0 && errno == EINTR)
+    ;
+  /* ECHILD: an application handler reaped it with waitpid(-1). */
+  if (rc == fs->pid || (rc < 0 && errno == ECHILD))
+    fs->reaped = true;
+  return !fs->reaped;
+}
+
 void crew__forkserver_stop(struct crew__forkserver *fs)
 {
-  send_request(fs, OP_QUIT, 0);
+  if (!fs->reaped)
+    send_request(fs, OP_QUIT, 0);
   close(fs->fd);
   /* ECHILD if an application handler reaped it with waitpid(-1): fine. */
-  while (waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR)
+  while (!fs->reaped && waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR)
     ;
   fs->fd = -1;
 }

@@ -7,6 +7,7 @@
 #define CREW_FORKSERVER_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* What the server reports, through ops->report, from its own process. */
@@ -27,8 +28,9 @@ struct crew__forkserver_ops {
 };
 
 struct crew__forkserver {
-  pid_t pid; /* the server */
-  int fd;    /* this end of the request socket, close-on-exec */
+  pid_t pid;   /* the server */
+  int fd;      /* this end of the request socket, close-on-exec */
+  bool reaped; /* the server died and was waited for */
 };
 
 /*
@@ -46,6 +48,11 @@ int crew__forkserver_spawn(struct crew__forkserver *fs, uint32_t slot);
 /* Let the server reap the worker of `slot` after its death was reported:
  * until then its pid stays reserved, so the parent may signal it safely. */
 int crew__forkserver_reap(struct crew__forkserver *fs, uint32_t slot);
+
+/* Whether the server still runs: false once it has died (a crash, a kill
+ * from outside, a failure at its start), which this notices with a waitpid
+ * that does not block. Call from the thread that started it. */
+bool crew__forkserver_alive(struct crew__forkserver *fs);
 
 /* Stop the server: it kills (SIGKILL) and reaps every worker left, then
  * exits; this waits for it. */

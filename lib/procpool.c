@@ -32,9 +32,19 @@
  *
  * Trust: workers run application code and may scribble on shared memory.
  * The parent keeps its own copy of what matters (entries: kind, ticket,
- * offsets, sizes) and accepts a shared descriptor or event only if its entry
- * and ticket match a live entry; tickets never repeat, so a stale or torn
- * value names nothing.
+ * offsets, sizes; a map's count and chunking; the pool's state word, of
+ * which ctrl holds only a copy for the workers, put back at every event)
+ * and accepts a shared descriptor or event only if its entry and ticket
+ * match a live entry; tickets never repeat, so a stale or torn value names
+ * nothing. Every other value it reads there (a record's state, a slot's
+ * chunk and progress, a chunk's outcome) is read once and checked against
+ * its own geometry before use; one that cannot be true settles the task as
+ * crashed. A record's state word names the worker that claimed it, so a
+ * dead worker's tasks are found even when its slot was scribbled on
+ * (sweep_dead). Workers check themselves too: after the application's code
+ * they put back their slot and, if their record's head changed, exit with
+ * the task marked RUNNING, so it resolves CREW_ECRASHED. Not defended here:
+ * the shared queues' own heads (lock, counters, geometry: queue.c, sync.c).
  *
  * Locking: `lock` guards everything below it in struct crew__procpool.
  * Futures are resolved and callbacks run without it. Lock order: lock, then
@@ -69,11 +79,23 @@
 #define NO_ENTRY UINT32_MAX
 #define MS       1000000ull
 #define POLL_NS  (20 * MS) /* deadline checks, when task_timeout_ns is set */
+#define SERVER_CHECK_NS                                                        \
+  (100 * MS) /* how often the manager looks whether                            \
+                the fork server still runs */
 
 /* ------------------------------------------------------ shared structures */
 
 enum desc_kind { DESC_TASK = 1, DESC_RUNNER = 2 };
+/*
+ * A record's state word: QUEUED (0) and CANCELLED (3) as is; RUNNING and
+ * DONE carry the pid of the worker that claimed the task above the low two
+ * bits (Linux pids fit in 22 bits), so that the parent can find what a dead
+ * worker held even when its slot no longer says (see sweep_dead()).
+ */
 enum record_state { R_QUEUED = 0, R_RUNNING = 1, R_DONE = 2, R_CANCELLED = 3 };
+#define STATE_OF(word)    ((word)&3u)
+#define OWNER_OF(word)    ((pid_t)((word) >> 2))
+#define OWNED(state, pid) ((uint32_t)(state) | (uint32_t)(pid) << 2)
 enum event_kind {
   EV_DONE = 1,        /* a task ran: its record is DONE */
   EV_SKIPPED = 2,     /* a popped task was cancelled: it did not run */
@@ -140,7 +162,7 @@ struct shared_slot {
 };
 
 struct shared_ctrl {
-  _Atomic int pool_state; /* the pool's state word: see pool.c */
+  _Atomic int pool_state; /* a copy of the pool's state word, for workers */
   struct shared_slot slots[];
 };
 
@@ -163,10 +185,11 @@ struct pentry {
 
 struct pmap {
   struct pjob *job;
-  size_t offset;   /* the job's arena block */
-  size_t runners;  /* runner entries queued or running */
-  bool complete;   /* no runner left and nothing left to run */
-  crew__cond done; /* the mapping thread waits here (pp->lock) */
+  size_t offset;                  /* the job's arena block */
+  uint64_t count, chunk, nchunks; /* the job's geometry, ours to trust */
+  size_t runners;                 /* runner entries queued or running */
+  bool complete;                  /* no runner left and nothing left to run */
+  crew__cond done;                /* the mapping thread waits here (pp->lock) */
 };
 
 enum worker_state { W_EMPTY, W_STARTING, W_ALIVE };
@@ -204,6 +227,7 @@ struct crew__procpool {
   size_t ncode;
   struct crew__forkserver server;
   crew__thread manager;
+  _Atomic int state; /* the pool's state word (see pool.c); ctrl has a copy */
 
   crew__mutex lock;
   crew__cond changed; /* an entry freed; start-up progressed */
@@ -215,6 +239,7 @@ struct crew__procpool {
   size_t alive, starting;
   int stop; /* 0, or CREW_DRAIN + 1, or CREW_CANCEL + 1 */
   bool starting_up, tasks_closed;
+  _Atomic bool broken; /* the fork server died: no worker can run again */
   int start_error;
   uint64_t submitted, completed, failed, cancelled, crashed, deadline_killed,
       restarted;
@@ -239,7 +264,17 @@ static bool cancelling(const struct crew__procpool *pp)
 
 _Atomic int *crew__procpool_state(struct crew__procpool *pp)
 {
-  return &pp->ctrl->pool_state;
+  /* Ours: a worker may scribble on the copy in ctrl, never on this one. */
+  return &pp->state;
+}
+
+/* Give the workers the pool's state (again, if one scribbled on it). */
+static void publish_state(struct crew__procpool *pp)
+{
+  int state = atomic_load_explicit(&pp->state, memory_order_acquire);
+  if (atomic_load_explicit(&pp->ctrl->pool_state, memory_order_relaxed) !=
+      state)
+    atomic_store_explicit(&pp->ctrl->pool_state, state, memory_order_release);
 }
 
 /* ===================================================== the worker process */
@@ -249,61 +284,177 @@ static void push_event(struct crew__procpool *pp, struct pevent ev)
   crew_queue_push(pp->events, &ev);
 }
 
-static void run_record(struct crew__procpool *pp, struct shared_slot *s,
-                       const struct crew__pdesc *d)
+/* The exit status of a worker that found crew's shared memory changed under
+ * it (see scribbled()). */
+#define SCRIBBLED_EXIT 70
+#define ANY_STATE      UINT32_MAX /* before the claim: a cancel may change it */
+
+/* What a worker read of its task's record when it took the task: the task
+ * and the hooks may scribble on the record and the slot, the worker's own
+ * copies are on its stack. */
+struct claim {
+  struct crew__pdesc d;
+  crew_fn fn;
+  uint64_t in_size, out_size, out_at;
+};
+
+static struct claim claim_of(const struct crew__pdesc *d,
+                             const struct precord *rec)
 {
+  return (struct claim){.d = *d,
+                        .fn = rec->fn,
+                        .in_size = rec->in_size,
+                        .out_size = rec->out_size,
+                        .out_at = rec->out_at};
+}
+
+/* Put the slot's descriptor back if someone scribbled on it (the worker
+ * itself, through its task or a hook, or another worker): the parent reads
+ * it if this worker dies. */
+static void repair_slot(struct shared_slot *s, const struct crew__pdesc *d)
+{
+  struct crew__pdesc now = s->current;
+  if (now.entry != d->entry || now.kind != d->kind || now.ticket != d->ticket ||
+      now.offset != d->offset)
+    s->current = *d;
+}
+
+/*
+ * Give up a task whose shared memory cannot be trusted: put the slot back,
+ * mark the record RUNNING (this worker's; before the claim, only if no
+ * cancel won it) and exit, so that the parent resolves the task with
+ * CREW_ECRASHED and replaces the worker. `state` is what the record should
+ * be in, or ANY_STATE before the claim.
+ */
+static _Noreturn void give_up(struct shared_slot *s, struct precord *rec,
+                              const struct claim *c, uint32_t state)
+{
+  s->current = c->d;
+  if (state != ANY_STATE) { /* claimed: only this worker writes the state */
+    atomic_store(&rec->state, OWNED(R_RUNNING, getpid()));
+  } else { /* not yet claimed: a cancel may win it first */
+    uint32_t expected = R_QUEUED;
+    atomic_compare_exchange_strong(&rec->state, &expected,
+                                   OWNED(R_RUNNING, getpid()));
+  }
+  _exit(SCRIBBLED_EXIT);
+}
+
+/*
+ * The worker's own check, after the application's code (the task, the task
+ * hooks, a test hook) ran: the slot is put back if it changed; if the
+ * record's head changed, or the record is not in `state` (ANY_STATE: not
+ * checked), the worker gives the task up.
+ */
+static void check_scribbles(struct shared_slot *s, struct precord *rec,
+                            const struct claim *c, uint32_t state)
+{
+  repair_slot(s, &c->d);
+  if (rec->fn == c->fn && rec->in_size == c->in_size &&
+      rec->out_size == c->out_size && rec->out_at == c->out_at &&
+      (state == ANY_STATE || atomic_load(&rec->state) == state))
+    return;
+  give_up(s, rec, c, state);
+}
+
+static void run_record(struct crew__procpool *pp, struct shared_slot *s,
+                       const struct claim *c)
+{
+  const struct crew__pdesc *d = &c->d;
   struct precord *rec = record_at(pp, d->offset);
   uint32_t expected = R_QUEUED;
   uint32_t kind = EV_SKIPPED;
+  uint32_t running = OWNED(R_RUNNING, getpid()), done = OWNED(R_DONE, getpid());
   if (cancelling(pp)) {
     atomic_compare_exchange_strong(&rec->state, &expected, R_CANCELLED);
-  } else if (atomic_compare_exchange_strong(&rec->state, &expected,
-                                            R_RUNNING)) {
+  } else if (atomic_compare_exchange_strong(&rec->state, &expected, running)) {
     uint64_t now = crew__now_ns();
     atomic_store(&s->busy_since, now);
-    void *in = rec->in_size > 0 ? rec->data : NULL;
-    void *out = rec->out_size > 0 ? rec->data + rec->out_at : NULL;
+    (void)CREW__HOOK(CREW_TP_PROC_RUN, s);
+    check_scribbles(s, rec, c, running);
+    void *in = c->in_size > 0 ? rec->data : NULL;
+    void *out = c->out_size > 0 ? rec->data + c->out_at : NULL;
+    int status;
     if (pp->timed) {
-      crew_task_info info = {.fn = rec->fn,
+      crew_task_info info = {.fn = c->fn,
                              .worker = (size_t)(s - pp->ctrl->slots),
                              .submitted_ns = rec->submitted_ns,
                              .started_ns = now};
       if (pp->on_start != NULL)
         pp->on_start(&info, pp->hook_arg);
-      info.status = rec->fn(in, out);
+      info.status = c->fn(in, out);
       info.finished_ns = crew__now_ns();
       if (pp->on_finish != NULL)
         pp->on_finish(&info, pp->hook_arg);
       rec->started_ns = info.started_ns;
       rec->finished_ns = info.finished_ns;
-      rec->status = info.status;
+      status = info.status;
     } else {
-      rec->status = rec->fn(in, out);
+      status = c->fn(in, out);
     }
-    atomic_store_explicit(&rec->state, R_DONE, memory_order_release);
+    check_scribbles(s, rec, c, running);
+    rec->status = status;
+    atomic_store_explicit(&rec->state, done, memory_order_release);
     atomic_store(&s->busy_since, 0);
+    (void)CREW__HOOK(CREW_TP_PROC_RESULT, s);
+    check_scribbles(s, rec, c, done);
     kind = EV_DONE;
   }
-  push_event(pp, (struct pevent){
-                     .kind = kind, .entry = d->entry, .ticket = d->ticket});
+  push_event(pp, (struct pevent){.kind = kind,
+                                 .slot = (uint32_t)(s - pp->ctrl->slots),
+                                 .entry = d->entry,
+                                 .ticket = d->ticket});
 }
 
-/* Run one chunk of a map; record its outcome in the job. */
-static void run_chunk(struct pjob *job, struct shared_slot *s, uint64_t c)
+/* A runner's own copy of its job's geometry, read once and checked. */
+struct jobview {
+  crew_fn fn;
+  uint64_t count, chunk, nchunks;
+  uint64_t in_stride, out_stride, in_at, out_at;
+};
+
+/* Whether n items of `stride` bytes from `at` fit in `room` bytes. */
+static bool fits(uint64_t at, uint64_t n, uint64_t stride, uint64_t room)
 {
-  uint64_t first = c * job->chunk;
-  uint64_t end =
-      first + job->chunk < job->count ? first + job->chunk : job->count;
+  return at <= room && (stride == 0 || n <= (room - at) / stride);
+}
+
+/* Read the job's head once into v; false if it cannot be what the parent
+ * wrote (room: the arena's bytes from the job on). */
+static bool view_job(const struct pjob *job, uint64_t room, struct jobview *v)
+{
+  *v = (struct jobview){.fn = job->fn,
+                        .count = job->count,
+                        .chunk = job->chunk,
+                        .nchunks = job->nchunks,
+                        .in_stride = job->in_stride,
+                        .out_stride = job->out_stride,
+                        .in_at = job->in_at,
+                        .out_at = job->out_at};
+  return v->chunk >= 1 &&
+         v->nchunks == v->count / v->chunk + (v->count % v->chunk != 0) &&
+         fits(sizeof *job, v->nchunks, sizeof(struct pchunk), room) &&
+         (v->in_at == 0 || fits(v->in_at, v->count, v->in_stride, room)) &&
+         (v->out_at == 0 || fits(v->out_at, v->count, v->out_stride, room));
+}
+
+/* Run chunk c of a map; record its outcome in the job. */
+static void run_chunk(struct pjob *job, const struct jobview *v,
+                      struct shared_slot *s, uint64_t c)
+{
+  uint64_t first = c * v->chunk;
+  uint64_t end = v->chunk < v->count - first ? first + v->chunk : v->count;
   unsigned char *base = (unsigned char *)job;
   struct pchunk *pc = &job->chunks[c];
   pc->fail_index = UINT64_MAX;
   atomic_store(&s->chunk_done, 0);
   atomic_store(&s->chunk, c + 1);
   atomic_store(&s->busy_since, crew__now_ns());
+  (void)CREW__HOOK(CREW_TP_PROC_RUN, s);
   for (uint64_t i = first; i < end; i++) {
-    const void *in = job->in_at ? base + job->in_at + i * job->in_stride : NULL;
-    void *out = job->out_at ? base + job->out_at + i * job->out_stride : NULL;
-    int status = job->fn(in, out);
+    const void *in = v->in_at ? base + v->in_at + i * v->in_stride : NULL;
+    void *out = v->out_at ? base + v->out_at + i * v->out_stride : NULL;
+    int status = v->fn(in, out);
     if (status != 0) {
       pc->failures++;
       if (pc->fail_index == UINT64_MAX) {
@@ -317,21 +468,34 @@ static void run_chunk(struct pjob *job, struct shared_slot *s, uint64_t c)
   atomic_store_explicit(&pc->done, 1, memory_order_release);
   atomic_store(&s->busy_since, 0);
   atomic_store(&s->chunk, 0);
+  (void)CREW__HOOK(CREW_TP_PROC_RESULT, s);
 }
 
+/*
+ * A map runner: claim chunks until none is left. A job whose head was
+ * scribbled on is not run: the runner claims every chunk left (so that no
+ * other runner is sent for them) and stops; the parent counts the chunks
+ * that never finished as crashed.
+ */
 static void run_runner(struct crew__procpool *pp, struct shared_slot *s,
                        const struct crew__pdesc *d, uint64_t *tasks)
 {
   struct pjob *job = crew__arena_at(pp->arena, d->offset);
-  while (!cancelling(pp)) {
-    uint64_t c = atomic_fetch_add(&job->next_chunk, 1);
-    if (c >= job->nchunks)
-      break;
-    run_chunk(job, s, c);
-    if (pp->max_tasks != 0 && ++*tasks >= pp->max_tasks)
-      break; /* recycle: the manager re-queues a runner if chunks remain */
-  }
+  struct jobview v;
+  if (!view_job(job, crew__arena_size(pp->arena) - d->offset, &v))
+    atomic_store(&job->next_chunk, UINT64_MAX / 2);
+  else
+    while (!cancelling(pp)) {
+      uint64_t c = atomic_fetch_add(&job->next_chunk, 1);
+      if (c >= v.nchunks)
+        break;
+      run_chunk(job, &v, s, c);
+      repair_slot(s, d);
+      if (pp->max_tasks != 0 && ++*tasks >= pp->max_tasks)
+        break; /* recycle: the manager re-queues a runner if chunks remain */
+    }
   push_event(pp, (struct pevent){.kind = EV_RUNNER_DONE,
+                                 .slot = (uint32_t)(s - pp->ctrl->slots),
                                  .entry = d->entry,
                                  .ticket = d->ticket});
 }
@@ -339,6 +503,14 @@ static void run_runner(struct crew__procpool *pp, struct shared_slot *s,
 /*
  * A worker process: run init, then pop descriptors into the shared slot and
  * run them until the queue is closed, or until max_tasks_per_worker.
+ *
+ * Test hooks (--enable-test-hooks): CREW_TP_PROC_CLAIM just after a
+ * descriptor was popped into the slot, CREW_TP_PROC_RUN just before the task
+ * (or a map chunk) runs, CREW_TP_PROC_RESULT once its result is in the
+ * record (DONE) but not yet posted, CREW_TP_PROC_POST once its event is on
+ * the event queue, before the slot is cleared. The object of each is the
+ * worker's shared slot: 64 bytes beginning with the descriptor it holds
+ * ({uint32_t entry, kind; uint64_t ticket, offset}).
  */
 static void worker_main(void *arg, uint32_t slot)
 {
@@ -356,12 +528,26 @@ static void worker_main(void *arg, uint32_t slot)
   uint64_t tasks = 0;
   while (crew_queue_pop(pp->tasks, &s->current) == 0) {
     struct crew__pdesc d = s->current;
-    if (d.kind == DESC_RUNNER) {
+    if (d.kind == DESC_RUNNER &&
+        d.offset < crew__arena_size(pp->arena) - sizeof(struct pjob)) {
+      (void)CREW__HOOK(CREW_TP_PROC_CLAIM, s);
+      repair_slot(s, &d);
       run_runner(pp, s, &d, &tasks);
-    } else {
-      run_record(pp, s, &d);
+    } else if (d.kind == DESC_TASK && d.offset < crew__arena_size(pp->arena) -
+                                                     sizeof(struct precord)) {
+      struct claim c = claim_of(&d, record_at(pp, d.offset));
+      uint64_t room =
+          crew__arena_size(pp->arena) - d.offset - sizeof(struct precord);
+      if (!fits(0, 1, c.in_size, room) || !fits(c.out_at, 1, c.out_size, room))
+        give_up(s, record_at(pp, d.offset), &c, ANY_STATE);
+      (void)CREW__HOOK(CREW_TP_PROC_CLAIM, s);
+      check_scribbles(s, record_at(pp, d.offset), &c, ANY_STATE);
+      run_record(pp, s, &c);
       tasks++;
+    } else {
+      _exit(SCRIBBLED_EXIT); /* not one the parent made */
     }
+    (void)CREW__HOOK(CREW_TP_PROC_POST, s);
     s->current.entry = NO_ENTRY; /* after the event: see handle_death */
     fflush(stdout);
     fflush(stderr);
@@ -432,7 +618,7 @@ static void free_entry(struct crew__procpool *pp, struct pentry *e)
   crew__cond_broadcast(&pp->changed);
 }
 
-static void push_desc(struct crew__procpool *pp, const struct pentry *e,
+static bool push_desc(struct crew__procpool *pp, const struct pentry *e,
                       uint32_t kind, size_t offset)
 {
   struct crew__pdesc d = {.entry = (uint32_t)(e - pp->entries),
@@ -440,8 +626,10 @@ static void push_desc(struct crew__procpool *pp, const struct pentry *e,
                           .ticket = e->ticket,
                           .offset = offset};
   /* Never blocks: the queue holds as many items as there are entries, and
-   * it is closed only once no entry is in use. */
-  crew_queue_push_timed(pp->tasks, &d, 0);
+   * it is closed only once no entry is in use. It fails only if a worker
+   * scribbled on the queue (duplicates, a closed flag): callers then settle
+   * the entry as lost instead of waiting for it. */
+  return crew_queue_push_timed(pp->tasks, &d, 0) == 0;
 }
 
 /* ======================================================= settling (parent) */
@@ -534,11 +722,12 @@ static void runner_finished(struct crew__procpool *pp, struct pentry *e)
   m->runners--;
   if (m->runners == 0) {
     uint64_t next = atomic_load(&m->job->next_chunk);
-    if (next < m->job->nchunks && pp->stop != CREW_CANCEL + 1) {
+    if (next < m->nchunks && pp->stop != CREW_CANCEL + 1) {
       e->ticket = ++pp->next_ticket;
       m->runners++;
-      push_desc(pp, e, DESC_RUNNER, m->offset);
-      return;
+      if (push_desc(pp, e, DESC_RUNNER, m->offset))
+        return;
+      m->runners--; /* the chunks left count as cancelled */
     }
     map_complete(m);
   }
@@ -547,49 +736,110 @@ static void runner_finished(struct crew__procpool *pp, struct pentry *e)
 
 /* ======================================================== events (parent) */
 
+/* Whether a record's state word is one crew writes. */
+static bool valid_state(uint32_t word)
+{
+  if (STATE_OF(word) == R_RUNNING || STATE_OF(word) == R_DONE)
+    return OWNER_OF(word) > 0;
+  return word == R_QUEUED || word == R_CANCELLED;
+}
+
+/* With the lock held: entry e's task is lost (its record says nothing we
+ * can believe, or it could not go back on the queue). */
+static struct settlement task_lost(struct crew__procpool *pp, struct pentry *e,
+                                   int cause)
+{
+  if (e->user_cancelled) /* resolved already: only the entry is left */
+    return task_cancelled(pp, e);
+  if (cause == CREW_EDEADLINE)
+    pp->deadline_killed++;
+  else
+    pp->crashed++;
+  return (struct settlement){
+      .future = e->future, .entry = e, .how = S_FAILED, .status = cause};
+}
+
+/*
+ * With the lock held: a worker said (EV_DONE, EV_SKIPPED) it is finished
+ * with task entry e. The record's state is read once; what it should be is
+ * decided by what happened, so a worker that scribbled on it cannot have
+ * the task settled twice or never.
+ */
+static struct settlement task_reported(struct crew__procpool *pp,
+                                       struct pentry *e, uint32_t kind)
+{
+  uint32_t word = atomic_load_explicit(&record_at(pp, e->offset)->state,
+                                       memory_order_acquire);
+  uint32_t state = valid_state(word) ? STATE_OF(word) : UINT32_MAX;
+  if (e->user_cancelled || (kind == EV_SKIPPED && state == R_CANCELLED))
+    return task_cancelled(pp, e);
+  if (kind == EV_DONE && state == R_DONE)
+    return task_ran(pp, e);
+  if (kind == EV_SKIPPED && (state == R_RUNNING || state == R_DONE))
+    return (struct settlement){.how = S_NONE}; /* a copy: the other reports */
+  if (kind == EV_SKIPPED && state == R_QUEUED && !pp->tasks_closed &&
+      push_desc(pp, e, DESC_TASK, e->offset))
+    return (struct settlement){.how = S_NONE}; /* popped, not run: again */
+  return task_lost(pp, e, CREW_ECRASHED);
+}
+
 static void handle_done(struct crew__procpool *pp, const struct pevent *ev)
 {
   crew__mutex_lock(&pp->lock);
   struct pentry *e = valid_entry(pp, ev->entry, ev->ticket);
   struct settlement s = {.how = S_NONE};
-  if (e != NULL && e->kind == E_TASK) {
-    uint32_t state = atomic_load_explicit(&record_at(pp, e->offset)->state,
-                                          memory_order_acquire);
-    if (ev->kind == EV_DONE && state == R_DONE)
-      s = task_ran(pp, e);
-    else if (ev->kind == EV_SKIPPED && state == R_CANCELLED)
-      s = task_cancelled(pp, e);
-  } else if (e != NULL && e->kind == E_RUNNER && ev->kind == EV_RUNNER_DONE) {
+  if (e != NULL && e->kind == E_TASK &&
+      (ev->kind == EV_DONE || ev->kind == EV_SKIPPED))
+    s = task_reported(pp, e, ev->kind);
+  else if (e != NULL && e->kind == E_RUNNER && ev->kind == EV_RUNNER_DONE)
     runner_finished(pp, e);
-  }
   crew__mutex_unlock(&pp->lock);
   settle(pp, &s);
 }
 
+/* The items of chunk c of map m (its last chunk may be short). */
+static uint64_t chunk_len(const struct pmap *m, uint64_t c)
+{
+  uint64_t first = c * m->chunk;
+  return m->chunk < m->count - first ? m->chunk : m->count - first;
+}
+
 /*
  * With the lock held: worker slot `slot` died holding descriptor d. Settle
- * what it held: see the head comment.
+ * what it held: see the head comment. Every value read from shared memory
+ * is read once and checked against what the parent keeps (the entry, the
+ * map's geometry).
  */
 static struct settlement dead_task(struct crew__procpool *pp, uint32_t slot,
-                                   struct crew__pdesc d, int cause)
+                                   pid_t pid, struct crew__pdesc d, int cause)
 {
   struct pentry *e = valid_entry(pp, d.entry, d.ticket);
   if (e == NULL)
     return (struct settlement){.how = S_NONE};
   if (e->kind == E_RUNNER) {
     struct shared_slot *s = &pp->ctrl->slots[slot];
-    struct pjob *job = e->map->job;
+    struct pmap *m = e->map;
     uint64_t chunk = atomic_load(&s->chunk);
-    if (chunk >= 1 && chunk <= job->nchunks &&
-        !atomic_load(&job->chunks[chunk - 1].done)) {
-      struct pchunk *pc = &job->chunks[chunk - 1];
-      uint64_t first = (chunk - 1) * job->chunk;
-      uint64_t len =
-          job->chunk < job->count - first ? job->chunk : job->count - first;
+    if (chunk >= 1 && chunk <= m->nchunks &&
+        !atomic_load(&m->job->chunks[chunk - 1].done)) {
+      struct pchunk *pc = &m->job->chunks[chunk - 1];
+      uint64_t first = (chunk - 1) * m->chunk, len = chunk_len(m, chunk - 1);
       uint64_t progress = atomic_load(&s->chunk_done);
-      pc->ran = progress < len ? progress : len - 1;
-      pc->fail_index = first + pc->ran;
-      pc->fail_status = cause;
+      uint64_t ran = progress < len ? progress : len - 1;
+      /* An item before the crashed one may have failed: it stays the
+       * chunk's lowest failure if what the worker wrote is believable. */
+      uint64_t failures = pc->failures, index = pc->fail_index;
+      int status = pc->fail_status;
+      if (failures == 0 || failures > ran || index < first ||
+          index >= first + ran || status == 0) {
+        failures = 0;
+        index = first + ran;
+        status = cause;
+      }
+      pc->ran = ran;
+      pc->failures = failures;
+      pc->fail_index = index;
+      pc->fail_status = status;
       pc->lost = 1;
       atomic_store(&pc->done, 1);
       if (cause == CREW_EDEADLINE)
@@ -600,27 +850,28 @@ static struct settlement dead_task(struct crew__procpool *pp, uint32_t slot,
     runner_finished(pp, e);
     return (struct settlement){.how = S_NONE};
   }
-  struct precord *rec = record_at(pp, e->offset);
-  switch (atomic_load_explicit(&rec->state, memory_order_acquire)) {
+  if (e->user_cancelled)
+    return task_cancelled(pp, e);
+  uint32_t word = atomic_load_explicit(&record_at(pp, e->offset)->state,
+                                       memory_order_acquire);
+  /* Claimed by another worker: the slot lies (a copy of another's); the
+   * owner settles it. */
+  if (valid_state(word) && STATE_OF(word) != R_QUEUED &&
+      STATE_OF(word) != R_CANCELLED && OWNER_OF(word) != pid)
+    return (struct settlement){.how = S_NONE};
+  switch (valid_state(word) ? STATE_OF(word) : UINT32_MAX) {
   case R_DONE: /* it ran; the worker died before saying so */
     return task_ran(pp, e);
   case R_QUEUED: /* popped, never started: back on the queue */
-    if (!pp->tasks_closed) {
-      push_desc(pp, e, DESC_TASK, e->offset);
+    if (!pp->tasks_closed && push_desc(pp, e, DESC_TASK, e->offset))
       return (struct settlement){.how = S_NONE};
-    }
     break;
   case R_CANCELLED:
     return task_cancelled(pp, e);
-  default:
+  default: /* RUNNING, or a value no one of crew wrote */
     break;
   }
-  if (cause == CREW_EDEADLINE)
-    pp->deadline_killed++;
-  else
-    pp->crashed++;
-  return (struct settlement){
-      .future = e->future, .entry = e, .how = S_FAILED, .status = cause};
+  return task_lost(pp, e, cause);
 }
 
 /* With the lock held: schedule a replacement for slot w, if one is needed. */
@@ -647,6 +898,42 @@ static void plan_respawn(struct crew__procpool *pp, struct pworker *w,
   w->respawn_at = now + delay;
 }
 
+/*
+ * After worker `pid` died and what its slot named was settled: settle every
+ * other task whose record says that worker claimed it (RUNNING or DONE,
+ * owner pid). Its slot may have been scribbled on, so the records are the
+ * second witness. Every event the worker pushed came before its death's, so
+ * a record it claimed whose entry is still in use was never reported. One
+ * settlement at a time, the lock dropped for each.
+ */
+static void sweep_dead(struct crew__procpool *pp, pid_t pid, int cause)
+{
+  size_t i = 0;
+  for (;;) {
+    struct settlement s = {.how = S_NONE};
+    crew__mutex_lock(&pp->lock);
+    for (; i < pp->nentries && s.entry == NULL; i++) {
+      struct pentry *e = &pp->entries[i];
+      if (e->kind != E_TASK)
+        continue;
+      uint32_t word = atomic_load_explicit(&record_at(pp, e->offset)->state,
+                                           memory_order_acquire);
+      if (!valid_state(word) || OWNER_OF(word) != pid)
+        continue;
+      if (e->user_cancelled)
+        s = task_cancelled(pp, e);
+      else if (STATE_OF(word) == R_DONE)
+        s = task_ran(pp, e);
+      else
+        s = task_lost(pp, e, cause);
+    }
+    crew__mutex_unlock(&pp->lock);
+    if (s.entry == NULL)
+      return;
+    settle(pp, &s);
+  }
+}
+
 static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
 {
   crew__mutex_lock(&pp->lock);
@@ -662,17 +949,19 @@ static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
   w->deadline_kill = false;
   struct shared_slot *ss = &pp->ctrl->slots[slot];
   struct crew__pdesc held = ss->current;
-  struct settlement s = dead_task(pp, slot, held, cause);
+  struct settlement s = dead_task(pp, slot, w->pid, held, cause);
   /* Clear the slot for its next worker: a stale busy_since would have the
    * replacement killed at once for its predecessor's deadline. */
   ss->current.entry = NO_ENTRY;
   atomic_store(&ss->busy_since, 0);
   atomic_store(&ss->chunk, 0);
   crew__forkserver_reap(&pp->server, slot); /* only now: see forkserver.c */
+  pid_t pid = w->pid;
   w->pid = 0;
   plan_respawn(pp, w, ev->value != 0 || s.how == S_FAILED);
   crew__mutex_unlock(&pp->lock);
   settle(pp, &s);
+  sweep_dead(pp, pid, cause);
   crew__queue_forget_waiters(pp->tasks); /* it may have died waiting */
 }
 
@@ -682,7 +971,7 @@ static void handle_spawn(struct crew__procpool *pp, const struct pevent *ev)
   struct pworker *w = ev->slot < pp->nworkers ? &pp->workers[ev->slot] : NULL;
   if (w != NULL && w->state == W_STARTING) {
     pp->starting--;
-    if (ev->kind == EV_SPAWNED) {
+    if (ev->kind == EV_SPAWNED && ev->value > 0) {
       w->state = W_ALIVE;
       w->pid = ev->value;
       w->started_ns = crew__now_ns();
@@ -700,6 +989,62 @@ static void handle_spawn(struct crew__procpool *pp, const struct pevent *ev)
     }
   }
   crew__mutex_unlock(&pp->lock);
+}
+
+/*
+ * The fork server died (killed from outside, or it failed at its start):
+ * its workers died with it (PR_SET_PDEATHSIG) and no new one can be
+ * started, since forking this process again is what the server exists to
+ * avoid. The pool is broken: every worker's death is handled as if the
+ * server had reported it, the task queue is closed, and every task still
+ * queued is settled as crashed (a map's chunks left over end as cancelled,
+ * see runner_finished). Submits fail with CREW_ECRASHED from now on, and
+ * shutdown and destroy return as usual.
+ */
+static void server_died(struct crew__procpool *pp)
+{
+  crew__mutex_lock(&pp->lock);
+  pp->broken = true;
+  if (pp->starting_up) {
+    pp->start_error = CREW_ENOMEM;
+    pp->starting_up = false;
+    crew__cond_broadcast(&pp->changed);
+  }
+  for (uint32_t i = 0; i < pp->nworkers; i++) {
+    struct pworker *w = &pp->workers[i];
+    w->respawn = false;
+    if (w->state == W_STARTING) {
+      w->state = W_EMPTY;
+      pp->starting--;
+    }
+  }
+  if (!pp->tasks_closed) {
+    pp->tasks_closed = true;
+    crew_queue_close(pp->tasks);
+  }
+  crew__mutex_unlock(&pp->lock);
+  for (uint32_t i = 0; i < pp->nworkers; i++) {
+    crew__mutex_lock(&pp->lock);
+    struct pworker *w = &pp->workers[i];
+    struct pevent ev = {.kind = EV_DIED, .slot = i, .ticket = (uint64_t)w->pid};
+    bool alive = w->state == W_ALIVE;
+    crew__mutex_unlock(&pp->lock);
+    if (alive)
+      handle_death(pp, &ev);
+  }
+  struct crew__pdesc d;
+  while (crew_queue_pop_timed(pp->tasks, &d, 0) == 0) {
+    struct settlement st = {.how = S_NONE};
+    crew__mutex_lock(&pp->lock);
+    struct pentry *e = valid_entry(pp, d.entry, d.ticket);
+    if (e != NULL && e->kind == E_RUNNER)
+      runner_finished(pp, e);
+    else if (e != NULL && e->kind == E_TASK)
+      st = task_lost(pp, e, CREW_ECRASHED);
+    crew__mutex_unlock(&pp->lock);
+    if (st.entry != NULL)
+      settle(pp, &st);
+  }
 }
 
 /* ================================================ the manager (parent) */
@@ -763,6 +1108,9 @@ static bool finished(struct crew__procpool *pp)
 
 static void handle_event(struct crew__procpool *pp, const struct pevent *ev)
 {
+  /* First: a worker may have scribbled on the workers' copy of the state,
+   * and what this event settles may let the application submit again. */
+  publish_state(pp);
   switch (ev->kind) {
   case EV_DONE:
   case EV_SKIPPED:
@@ -812,6 +1160,7 @@ static void *manager_main(void *arg)
   }
   for (;;) {
     uint64_t now = crew__now_ns();
+    publish_state(pp);
     kill_overdue(pp, now);
     respawn_due(pp, now);
     if (finished(pp))
@@ -819,9 +1168,13 @@ static void *manager_main(void *arg)
     uint64_t at = next_wake(pp, now);
     crew__mutex_unlock(&pp->lock);
     struct pevent ev;
-    uint64_t wait = at == CREW__NEVER ? CREW_FOREVER : at > now ? at - now : 0;
+    uint64_t wait = at > now ? at - now : 0;
+    if (wait > SERVER_CHECK_NS && !pp->broken)
+      wait = SERVER_CHECK_NS;
     if (crew_queue_pop_timed(pp->events, &ev, wait) == 0)
       handle_event(pp, &ev);
+    else if (!pp->broken && !crew__forkserver_alive(&pp->server))
+      server_died(pp);
     crew__mutex_lock(&pp->lock);
   }
   crew__mutex_unlock(&pp->lock);
@@ -875,7 +1228,10 @@ static int alloc_parent_side(struct crew__procpool *pp)
     pp->free_entries[i] = (uint32_t)(pp->nentries - 1 - i);
   pp->nfree = pp->nentries;
 #ifdef HAVE_DL_ITERATE_PHDR
-  dl_iterate_phdr(add_code, pp);
+  /* A partial list would refuse functions of libraries loaded before
+   * create, which pool.h promises to accept: fail instead. */
+  if (dl_iterate_phdr(add_code, pp) != 0)
+    return CREW_ENOMEM;
 #endif
   return 0;
 }
@@ -976,7 +1332,8 @@ int crew__procpool_create(struct crew__procpool **out, crew_pool *pool,
   rc = pp->start_error;
   crew__mutex_unlock(&pp->lock);
   if (rc != 0) { /* undo: the workers that did start leave with the queue */
-    atomic_store(&pp->ctrl->pool_state, CREW__POOL_CANCELLING);
+    atomic_store(&pp->state, CREW__POOL_CANCELLING);
+    publish_state(pp);
     crew__procpool_begin_stop(pp, CREW_CANCEL);
     crew__procpool_join(pp);
     crew__procpool_destroy(pp);
@@ -993,6 +1350,8 @@ int crew__procpool_check_submit(const struct crew__procpool *pp, crew_fn fn,
 {
   if (in_size > pp->max_in || out_size > pp->max_out || !code_known(pp, fn))
     return CREW_EINVAL;
+  if (atomic_load_explicit(&pp->broken, memory_order_acquire))
+    return CREW_ECRASHED;
   return 0;
 }
 
@@ -1043,7 +1402,15 @@ int crew__procpool_submit(struct crew__procpool *pp, crew_fn fn, const void *in,
   rec->started_ns = rec->finished_ns = 0;
   if (in_size > 0)
     memcpy(rec->data, in, in_size);
-  push_desc(pp, e, DESC_TASK, offset);
+  if (!push_desc(pp, e, DESC_TASK, offset)) { /* a worker broke the queue */
+    pp->submitted--;
+    e->future = NULL;
+    free_entry(pp, e);
+    crew__mutex_unlock(&pp->lock);
+    if (f != NULL)
+      crew__future_discard(f);
+    return CREW_ENOMEM;
+  }
   crew__mutex_unlock(&pp->lock);
   if (futurep != NULL)
     *futurep = f;
@@ -1090,36 +1457,49 @@ static int map_layout(size_t count, size_t chunk, bool has_in, size_t in_stride,
   return 0;
 }
 
-/* With the lock held: add up a complete job's chunks into the counters and
- * find the lowest failure. */
-static int map_outcome(struct crew__procpool *pp, struct pjob *job)
+/*
+ * With the lock held: add up a complete map's chunks into the counters and
+ * find the lowest failure. Each chunk's outcome is read once and checked
+ * against the map's geometry (ours, not the job's copy in shared memory): a
+ * chunk whose outcome cannot be true counts as crashed at its first item.
+ */
+static int map_outcome(struct crew__procpool *pp, struct pmap *m)
 {
   uint64_t fail_index = UINT64_MAX;
   int status = 0;
-  uint64_t claimed = atomic_load(&job->next_chunk);
-  for (uint64_t c = 0; c < job->nchunks; c++) {
-    struct pchunk *pc = &job->chunks[c];
-    uint64_t first = c * job->chunk;
-    uint64_t len =
-        job->chunk < job->count - first ? job->chunk : job->count - first;
-    uint64_t index = pc->fail_index;
+  uint64_t claimed = atomic_load(&m->job->next_chunk);
+  for (uint64_t c = 0; c < m->nchunks; c++) {
+    struct pchunk *pc = &m->job->chunks[c];
+    uint64_t first = c * m->chunk;
+    uint64_t len = chunk_len(m, c);
+    bool done = atomic_load(&pc->done) != 0;
+    bool lost = pc->lost != 0;
+    uint64_t ran = pc->ran, failures = pc->failures, index = pc->fail_index;
     int st = pc->fail_status;
-    if (!atomic_load(&pc->done) && c < claimed) {
-      /* claimed by a runner that died before it could say which chunk */
+    bool failed_ok =
+        failures <= ran && index >= first && index < first + ran && st != 0;
+    bool sane =
+        lost ? ran < len &&
+                   (failures == 0 ? index == first + ran && st < 0 : failed_ok)
+             : ran == len && (failures == 0 ? index == UINT64_MAX : failed_ok);
+    if (done && lost && sane) { /* the crashed item was counted at the death */
+      pp->completed += ran;
+      pp->failed += failures;
+      pp->cancelled += len - ran - 1;
+    } else if (done && sane) {
+      pp->completed += ran;
+      pp->failed += failures;
+    } else if (!done && c >= claimed) { /* never claimed: cancelled */
+      index = first;
+      st = CREW_ECANCELED;
+      pp->cancelled += len;
+    } else {
+      /* claimed by a runner that died before it could say which chunk, or
+       * an outcome no runner of crew wrote */
       index = first;
       st = CREW_ECRASHED;
       pp->crashed++;
       pp->cancelled += len - 1;
-    } else if (!atomic_load(&pc->done)) { /* never claimed: cancelled */
-      index = first;
-      st = CREW_ECANCELED;
-      pp->cancelled += len;
-    } else if (pc->lost) { /* the crashed item was counted at the death */
-      pp->completed += pc->ran;
-      pp->cancelled += len - pc->ran - 1;
-    } else {
-      pp->completed += pc->ran;
-      pp->failed += pc->failures;
     }
     if (index < fail_index) {
       fail_index = index;
@@ -1140,8 +1520,11 @@ static size_t queue_runners(struct crew__procpool *pp, struct pmap *m,
          take_entry(pp, (crew__deadline){CREW__NEVER}, &index) == 0) {
     struct pentry *e = &pp->entries[index];
     *e = (struct pentry){.kind = E_RUNNER, .ticket = e->ticket, .map = m};
+    if (!push_desc(pp, e, DESC_RUNNER, job_offset)) {
+      free_entry(pp, e);
+      break;
+    }
     m->runners++;
-    push_desc(pp, e, DESC_RUNNER, job_offset);
     queued++;
   }
   return queued;
@@ -1191,17 +1574,21 @@ int crew__procpool_map(struct crew__procpool *pp, crew_fn fn, const void *in,
   if (out != NULL) /* bytes the task does not write come back unchanged */
     memcpy((unsigned char *)job + out_at, out, count * out_stride);
 
-  struct pmap m = {.job = job, .offset = offset};
+  struct pmap m = {.job = job,
+                   .offset = offset,
+                   .count = count,
+                   .chunk = chunk,
+                   .nchunks = count / chunk + (count % chunk != 0)};
   crew__cond_init(&m.done);
   crew__mutex_lock(&pp->lock);
-  size_t want = job->nchunks < pp->nworkers ? job->nchunks : pp->nworkers;
+  size_t want = m.nchunks < pp->nworkers ? m.nchunks : pp->nworkers;
   if (queue_runners(pp, &m, offset, want) == 0) {
     rc = CREW_ECLOSED;
   } else {
     pp->submitted += count;
     while (!m.complete)
       crew__cond_wait(&m.done, &pp->lock, (crew__deadline){CREW__NEVER});
-    rc = map_outcome(pp, job);
+    rc = map_outcome(pp, &m);
   }
   crew__mutex_unlock(&pp->lock);
   if (rc != CREW_ECLOSED && out != NULL)
@@ -1243,6 +1630,7 @@ void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
     return;
   }
   pp->stop = how + 1;
+  publish_state(pp);                  /* set by pool.c before it called us */
   crew__cond_broadcast(&pp->changed); /* waiting submitters: CREW_ECLOSED */
   crew__mutex_unlock(&pp->lock);
   if (how == CREW_CANCEL) {
