@@ -66,9 +66,10 @@ void harness_count(struct harness_resources *r);
 
 /*
  * Compare two counts: returns how many of fds, threads, children, zombies
- * and mappings differ, and (if msg is not NULL) writes a message naming
- * each difference, such as "fds: 5 after, 4 before; ", into msg (at most
- * size bytes, always terminated). The fixture's teardown uses it.
+ * and mappings grew from `before` to `after` (fewer is not a leak: a thread
+ * of the baseline may have been on its way out), and (if msg is not NULL)
+ * writes a message naming each, such as "fds: 5 after, 4 before; ", into msg
+ * (at most size bytes, always terminated). The fixture's teardown uses it.
  */
 int harness_compare(const struct harness_resources *before,
                     const struct harness_resources *after, char *msg,
