@@ -80,8 +80,11 @@ struct crew_pool {
   char *name;
 };
 
-/* The worker running on this thread, if any (of any pool). */
-static _Thread_local struct crew__worker *current_worker;
+/* The worker running on this thread, if any (of any pool). Initial-exec:
+ * read on every submit, and one pointer of static TLS is what a library
+ * loaded at start-up, or later with dlopen, can always have. */
+static _Thread_local struct crew__worker *current_worker
+    __attribute__((tls_model("initial-exec")));
 
 struct crew__worker *crew__pool_worker(const crew_pool *pool)
 {
@@ -450,7 +453,7 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
                                              : CREW_QUEUE_CAPACITY_DEFAULT;
   int rc =
       crew_queue_create(&pool->queue, capacity, sizeof(struct crew__task), 0);
-  pool->name = strdup(cfg->name != NULL ? cfg->name : "crew");
+  pool->name = crew__strdup(cfg->name != NULL ? cfg->name : "crew");
   pool->workers = crew__aligned_alloc(alignof(struct crew__worker),
                                       nworkers * sizeof(struct crew__worker));
   if (rc == 0 && (pool->name == NULL || pool->workers == NULL))

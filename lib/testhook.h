@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -53,6 +54,13 @@ static inline void *crew__aligned_alloc(size_t align, size_t size)
   if (CREW__HOOK(CREW_TP_ALLOC, (const void *)(uintptr_t)size) != 0)
     return NULL;
   return aligned_alloc(align, size);
+}
+
+static inline char *crew__strdup(const char *s)
+{
+  if (CREW__HOOK(CREW_TP_ALLOC, (const void *)(uintptr_t)(strlen(s) + 1)) != 0)
+    return NULL;
+  return strdup(s);
 }
 
 /* mmap(), behind the CREW_TP_MAP point. */

@@ -53,7 +53,14 @@
  *    other task goes on. cfg.task_timeout_ns kills a task's worker and its
  *    process group at the deadline: CREW_EDEADLINE. A dead worker is
  *    replaced at once; a slot whose workers keep dying young backs off
- *    (10 ms, doubling to 1 s).
+ *    (10 ms, doubling to 1 s). Workers are forked by a fork server
+ *    process the pool starts at create; if it dies (killed from outside),
+ *    its workers die with it and none can be started again: within about
+ *    100 ms every running and queued task resolves with CREW_ECRASHED, and
+ *    later submits fail with CREW_ECRASHED (shutdown and destroy work).
+ *  - A worker cannot corrupt the parent: whatever it writes into the
+ *    memory it shares with the parent is checked before use, and a task
+ *    whose worker wrote nonsense about it resolves with CREW_ECRASHED.
  *  - Workers die with this process (even by SIGKILL), lead their own
  *    process groups (a terminal's ^C reaches only the application), start
  *    with default signal handlers, and inherit the descriptors this process
