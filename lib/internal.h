@@ -62,6 +62,18 @@ struct crew__task {
 void crew__queue_forget_waiters(crew_queue *q);
 
 /*
+ * For a CREW_SHARED queue that only the calling process pushes to (pusher)
+ * or pops from: it keeps its own count of that side and, from then on,
+ * treats a shared counter that disagrees with it as corruption, like a
+ * count above capacity (the queue is closed for this process). No-op where
+ * the shared lock is not the futex kind.
+ */
+void crew__queue_own_side(crew_queue *q, bool pusher);
+
+/* Whether this process found the queue's shared state corrupt. */
+bool crew__queue_broken(const crew_queue *q);
+
+/*
  * crew_queue_pop without a deadline, spinning up to spin_ns (0 or
  * CREW_IDLE_SPIN_OFF: not at all) before it sleeps on an empty queue.
  */

@@ -239,7 +239,8 @@ struct crew__procpool {
   size_t alive, starting;
   int stop; /* 0, or CREW_DRAIN + 1, or CREW_CANCEL + 1 */
   bool starting_up, tasks_closed;
-  _Atomic bool broken; /* the fork server died: no worker can run again */
+  _Atomic bool broken;  /* the fork server died: no worker can run again */
+  _Atomic bool corrupt; /* a shared queue was found corrupt: break the pool */
   int start_error;
   uint64_t submitted, completed, failed, cancelled, crashed, deadline_killed,
       restarted;
@@ -629,7 +630,11 @@ static bool push_desc(struct crew__procpool *pp, const struct pentry *e,
    * it is closed only once no entry is in use. It fails only if a worker
    * scribbled on the queue (duplicates, a closed flag): callers then settle
    * the entry as lost instead of waiting for it. */
-  return crew_queue_push_timed(pp->tasks, &d, 0) == 0;
+  if (crew_queue_push_timed(pp->tasks, &d, 0) == 0)
+    return true;
+  if (crew__queue_broken(pp->tasks)) /* the manager breaks the pool */
+    atomic_store(&pp->corrupt, true);
+  return false;
 }
 
 /* ======================================================= settling (parent) */
@@ -1045,6 +1050,32 @@ static void server_died(struct crew__procpool *pp)
     if (st.entry != NULL)
       settle(pp, &st);
   }
+  /* What is still in use was queued where no one will find it (a corrupt
+   * queue swallowed it): settle it too. */
+  for (size_t i = 0;;) {
+    struct settlement st = {.how = S_NONE};
+    crew__mutex_lock(&pp->lock);
+    for (; i < pp->nentries && st.entry == NULL; i++) {
+      struct pentry *e = &pp->entries[i];
+      if (e->kind == E_RUNNER)
+        runner_finished(pp, e);
+      else if (e->kind == E_TASK)
+        st = task_lost(pp, e, CREW_ECRASHED);
+    }
+    crew__mutex_unlock(&pp->lock);
+    if (st.entry == NULL)
+      break;
+    settle(pp, &st);
+  }
+}
+
+/* Whether the task queue's shared counters still agree with this process's
+ * (crew_queue_size takes its lock and checks them): else break the pool. */
+static void check_tasks(struct crew__procpool *pp)
+{
+  (void)crew_queue_size(pp->tasks);
+  if (crew__queue_broken(pp->tasks))
+    atomic_store(&pp->corrupt, true);
 }
 
 /* ================================================ the manager (parent) */
@@ -1169,12 +1200,25 @@ static void *manager_main(void *arg)
     crew__mutex_unlock(&pp->lock);
     struct pevent ev;
     uint64_t wait = at > now ? at - now : 0;
-    if (wait > SERVER_CHECK_NS && !pp->broken)
+    if (wait > SERVER_CHECK_NS)
       wait = SERVER_CHECK_NS;
-    if (crew_queue_pop_timed(pp->events, &ev, wait) == 0)
+    if (pp->broken) { /* nothing comes through the queues any more */
+      crew__mutex_lock(&pp->lock);
+      crew__cond_wait(&pp->changed, &pp->lock, crew__deadline_in(wait));
+      continue;
+    }
+    if (atomic_load(&pp->corrupt) || crew__queue_broken(pp->events))
+      if (!pp->server.reaped)
+        kill(pp->server.pid, SIGKILL); /* not reaped: still ours */
+    if (crew_queue_pop_timed(pp->events, &ev, wait) == 0) {
       handle_event(pp, &ev);
-    else if (!pp->broken && !crew__forkserver_alive(&pp->server))
+      if (ev.kind == EV_DIED) /* it may have scribbled on the task queue */
+        check_tasks(pp);
+    } else if (!crew__forkserver_alive(&pp->server)) {
       server_died(pp);
+    } else {
+      check_tasks(pp); /* quiet: look at the task queue now and then */
+    }
     crew__mutex_lock(&pp->lock);
   }
   crew__mutex_unlock(&pp->lock);
@@ -1247,6 +1291,10 @@ static int alloc_shared_side(struct crew__procpool *pp)
                            sizeof(struct pevent), CREW_SHARED);
   if (rc != 0)
     return rc;
+  /* Only this process pushes tasks and pops events: a shared counter of
+   * those sides that moves without it is a worker's garbage. */
+  crew__queue_own_side(pp->tasks, true);
+  crew__queue_own_side(pp->events, false);
   pp->ctrl_size =
       sizeof(struct shared_ctrl) + pp->nworkers * sizeof(struct shared_slot);
   void *p = crew__mmap(NULL, pp->ctrl_size, PROT_READ | PROT_WRITE,

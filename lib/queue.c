@@ -14,10 +14,23 @@
  * holding the lock, leaves the queue as it was before or after its call,
  * never in between; the next locker sees CREW__OWNER_DIED, checks the
  * counters, wakes everyone (the dead process may have owed a wake-up) and
- * marks the lock consistent.
+ * (with a pthread mutex) marks the lock consistent.
  *
- * Locking: `lock` guards every field below it except capacity, item_size,
- * flags, creator and ring, which never change after create. There is no
+ * Two parts: the handle (struct crew_queue) is private to each process
+ * and holds what never changes (geometry, flags); the state (struct
+ * queue_state: lock, wait sets, counters) sits in the block with the ring.
+ * For a CREW_SHARED queue that block is the shared mapping and the handle is
+ * each process's own copy, made by fork; so a process that writes garbage
+ * over the shared block can change which items are queued, never where the
+ * ring is or how long. On Linux the shared state holds no pthread object:
+ * its lock is a futex word naming the holder's pid (crew__slock) and its
+ * wait sets are futex words, so no garbage makes a caller crash or wait for
+ * ever; head and tail are read under the lock and a state where more than
+ * `capacity` items would be queued is treated as corrupt: the queue is then
+ * closed for the process that found it (every call gives CREW_ECLOSED and
+ * items are not read) and wakes everyone.
+ *
+ * Locking: the state's lock guards every field of the state. There is no
  * other lock, so there is no lock order.
  *
  * Waking: pushers wait on not_full, poppers on not_empty; each side counts
@@ -53,25 +66,45 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* What changes: in the block with the ring (shared memory for CREW_SHARED
+ * queues, where it may be garbage: see the top). */
+struct queue_state {
+  crew__mutex lock; /* private queues (and shared ones without futexes) */
+  crew__waitset not_empty;         /* poppers wait here */
+  crew__waitset not_full;          /* pushers wait here */
+  _Atomic uint32_t slock;          /* shared queues with futexes: the lock */
+  _Atomic uint32_t not_empty_wake; /* ... and their wait words */
+  _Atomic uint32_t not_full_wake;
+  _Atomic uint64_t head;        /* items ever taken (release stores) */
+  _Atomic uint64_t tail;        /* items ever put */
+  uint64_t pop_waiters;         /* threads waiting for items */
+  uint64_t push_waiters;        /* threads waiting for room */
+  uint64_t waiter_gen;          /* bumped when the waiter counts reset */
+  _Atomic uint32_t closed;      /* written under the lock, read by spinners */
+  _Atomic uint32_t spinning[2]; /* [POPPER], [PUSHER]: one spinner each */
+};
+
+/* The handle: private to each process, constant after create but for
+ * `broken`. */
 struct crew_queue {
-  crew__mutex lock;
-  crew__waitset not_empty;  /* poppers wait here */
-  crew__waitset not_full;   /* pushers wait here */
-  _Atomic uint64_t head;    /* items ever taken (release stores: see top) */
-  _Atomic uint64_t tail;    /* items ever put */
-  size_t pop_waiters;       /* threads waiting on not_empty */
-  size_t push_waiters;      /* threads waiting on not_full */
-  uint64_t waiter_gen;      /* bumped when the waiter counts are reset */
-  _Atomic bool closed;      /* written under the lock, read by spinners */
-  _Atomic bool spinning[2]; /* [POPPER], [PUSHER]: one spinner each */
-  /* Constant after create: */
+  struct queue_state *s;
+  unsigned char *ring; /* capacity * item_size bytes, after the state */
   size_t capacity;
   size_t item_size;
   size_t mask; /* capacity - 1 if a power of two, else 0 */
   unsigned flags;
-  pid_t creator;       /* CREW_SHARED: the process that destroys the objects */
+  bool futex_lock;     /* CREW_SHARED on Linux: s->slock, wait words */
+  _Atomic bool broken; /* this process found the shared state corrupt */
+  pid_t creator;       /* CREW_SHARED: the process that destroys objects */
   size_t map_size;     /* CREW_SHARED: the mapping's length */
-  unsigned char *ring; /* capacity * item_size bytes, after the header */
+#ifdef CREW__SLOCK
+  crew__slock_local me; /* futex_lock: this process's threads */
+  /* crew__queue_own_side(): the one process that pushes (or pops), and its
+   * own count of that side's counter (under the lock). */
+  int owned_side; /* 0: none; PUSHER + 1 or POPPER + 1 */
+  uint32_t owner_pid;
+  uint64_t owned_count;
+#endif
 };
 
 enum side { POPPER, PUSHER };
@@ -94,64 +127,133 @@ static uint64_t load(const _Atomic uint64_t *counter)
   return atomic_load_explicit(counter, memory_order_relaxed); /* lock held */
 }
 
-static size_t queued(const crew_queue *q)
+/* Items queued, as head and tail say: more than capacity if corrupt. */
+static uint64_t queued(const crew_queue *q)
 {
-  return (size_t)(load(&q->tail) - load(&q->head));
+  return load(&q->s->tail) - load(&q->s->head);
 }
 
 /* ----------------------------------------------------------------- locking */
 
-/* After a process died holding the lock: check, wake all, mark consistent. */
+static void wake_all(crew_queue *q);
+
+#ifdef CREW__SLOCK
+/* With the lock held: whether this process is the queue's one pusher or
+ * popper (the lock has refreshed q->me.pid in a forked child). */
+static bool owns_side(const crew_queue *q)
+{
+  return q->owned_side != 0 && q->owner_pid == q->me.pid;
+}
+#endif
+
+/*
+ * With the lock held: whether this process must treat the queue as closed
+ * because its shared state is corrupt (more items than the ring holds:
+ * single stores cannot leave that behind, only garbage can). The first
+ * caller to see it wakes everyone, so no thread of this process sleeps on.
+ */
+static bool corrupt(crew_queue *q)
+{
+  if (atomic_load_explicit(&q->broken, memory_order_relaxed))
+    return true;
+  bool bad = queued(q) > q->capacity;
+#ifdef CREW__SLOCK
+  if (owns_side(q))
+    bad =
+        bad || load(q->owned_side == PUSHER + 1 ? &q->s->tail : &q->s->head) !=
+                   q->owned_count;
+#endif
+  if (!bad)
+    return false;
+  atomic_store_explicit(&q->broken, true, memory_order_relaxed);
+  wake_all(q);
+  return true;
+}
+
+/* After a process died holding the lock: wake all (the dead one may have
+ * owed a wake-up), and mark a robust mutex consistent. The counters are
+ * checked by each call (corrupt()). */
 static void recover(crew_queue *q)
 {
-  if (queued(q) > q->capacity) /* cannot happen: single stores */
-    atomic_store_explicit(&q->head, load(&q->tail), memory_order_relaxed);
-  crew__waitset_wake_all(&q->not_empty);
-  crew__waitset_wake_all(&q->not_full);
-  crew__mutex_consistent(&q->lock);
+  wake_all(q);
+  if (!q->futex_lock)
+    crew__mutex_consistent(&q->s->lock);
 }
 
 static void lock(crew_queue *q)
 {
+#ifdef CREW__SLOCK
+  if (q->futex_lock) {
+    if (crew__slock_lock(&q->s->slock, &q->me) == CREW__OWNER_DIED)
+      recover(q);
+    return;
+  }
+#endif
   if (!is_shared(q))
-    crew__mutex_lock(&q->lock);
-  else if (crew__mutex_lock_robust(&q->lock) == CREW__OWNER_DIED)
+    crew__mutex_lock(&q->s->lock);
+  else if (crew__mutex_lock_robust(&q->s->lock) == CREW__OWNER_DIED)
     recover(q);
 }
 
 static void unlock(crew_queue *q)
 {
-  crew__mutex_unlock(&q->lock);
+#ifdef CREW__SLOCK
+  if (q->futex_lock) {
+    crew__slock_unlock(&q->s->slock, &q->me);
+    return;
+  }
+#endif
+  crew__mutex_unlock(&q->s->lock);
+}
+
+/* Debug builds: the pthread mutex is held (the futex lock has no owner
+ * record to assert on). */
+static void assert_locked(const crew_queue *q)
+{
+  if (!q->futex_lock)
+    crew__assert_held(&q->s->lock);
 }
 
 /* ------------------------------------------------------------------ create */
 
 static int init_sync(crew_queue *q)
 {
+  struct queue_state *s = q->s;
+#ifdef CREW__SLOCK
+  if (q->futex_lock) { /* the words are zero: free, nobody waiting */
+    atomic_init(&s->slock, 0);
+    atomic_init(&s->not_empty_wake, 0);
+    atomic_init(&s->not_full_wake, 0);
+    return crew__slock_local_init(&q->me);
+  }
+#endif
   bool shared = is_shared(q);
   int rc =
-      shared ? crew__mutex_init_shared(&q->lock) : crew__mutex_init(&q->lock);
+      shared ? crew__mutex_init_shared(&s->lock) : crew__mutex_init(&s->lock);
   if (rc != 0)
     return rc;
-  if ((rc = crew__waitset_init(&q->not_empty, shared)) != 0)
+  if ((rc = crew__waitset_init(&s->not_empty, shared)) != 0)
     goto fail_not_empty;
-  if ((rc = crew__waitset_init(&q->not_full, shared)) != 0)
+  if ((rc = crew__waitset_init(&s->not_full, shared)) != 0)
     goto fail_not_full;
   return 0;
 
 fail_not_full:
-  crew__waitset_destroy(&q->not_empty);
+  crew__waitset_destroy(&s->not_empty);
 fail_not_empty:
-  crew__mutex_destroy(&q->lock);
+  crew__mutex_destroy(&s->lock);
   return rc;
 }
+
+/* Room for the handle, rounded to a cache line: the state follows it in a
+ * private queue's block. */
+#define HANDLE_ROOM ((sizeof(crew_queue) + 63) / 64 * 64)
 
 static void release_memory(crew_queue *q)
 {
   if (is_shared(q))
-    munmap(q, q->map_size);
-  else
-    free(q);
+    munmap(q->s, q->map_size);
+  free(q);
 }
 
 int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
@@ -160,26 +262,39 @@ int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
   if (qp == NULL || capacity == 0 || item_size == 0 ||
       (flags & ~(unsigned)CREW_SHARED) != 0)
     return CREW_EINVAL;
-  if (capacity > (SIZE_MAX - sizeof(crew_queue)) / item_size)
+  const size_t fixed = HANDLE_ROOM + sizeof(struct queue_state);
+  if (capacity > (SIZE_MAX - fixed) / item_size)
     return CREW_EINVAL;
-  size_t size = sizeof(crew_queue) + capacity * item_size;
-  crew_queue *q;
-  if (flags & CREW_SHARED) {
-    void *p = crew__mmap(NULL, size, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    q = p == MAP_FAILED ? NULL : p;
-  } else {
-    q = crew__malloc(size);
-  }
+  size_t ring_size = capacity * item_size;
+  bool shared = (flags & CREW_SHARED) != 0;
+  crew_queue *q = crew__aligned_alloc(
+      64, shared ? HANDLE_ROOM : (fixed + ring_size + 63) / 64 * 64);
   if (q == NULL)
     return CREW_ENOMEM;
-  *q = (crew_queue){.capacity = capacity,
-                    .item_size = item_size,
-                    .flags = flags,
-                    .creator = getpid(),
-                    .map_size = size,
-                    .mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0,
-                    .ring = (unsigned char *)(q + 1)};
+  struct queue_state *s = (struct queue_state *)((char *)q + HANDLE_ROOM);
+  size_t map_size = sizeof *s + ring_size;
+  if (shared) {
+    void *p = crew__mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      free(q);
+      return CREW_ENOMEM;
+    }
+    s = p;
+  }
+  memset(s, 0, sizeof *s);
+  *q =
+      (crew_queue){.s = s,
+                   .ring = (unsigned char *)(s + 1),
+                   .capacity = capacity,
+                   .item_size = item_size,
+                   .flags = flags,
+#ifdef CREW__SLOCK
+                   .futex_lock = shared,
+#endif
+                   .creator = getpid(),
+                   .map_size = map_size,
+                   .mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0};
   int rc = init_sync(q);
   if (rc != 0) {
     release_memory(q);
@@ -193,12 +308,19 @@ void crew_queue_destroy(crew_queue *q)
 {
   if (q == NULL)
     return;
+#ifdef CREW__SLOCK
+  if (q->futex_lock) { /* nothing but words in the shared block */
+    crew__slock_local_fini(&q->me);
+    release_memory(q);
+    return;
+  }
+#endif
   /* A shared queue's objects belong to its creator; another process only
    * drops its own mapping. */
   if (!is_shared(q) || getpid() == q->creator) {
-    crew__waitset_destroy(&q->not_full);
-    crew__waitset_destroy(&q->not_empty);
-    crew__mutex_destroy(&q->lock);
+    crew__waitset_destroy(&q->s->not_full);
+    crew__waitset_destroy(&q->s->not_empty);
+    crew__mutex_destroy(&q->s->lock);
   }
   release_memory(q);
 }
@@ -228,29 +350,37 @@ static void copy_items(const crew_queue *q, unsigned char *dst,
 /* Append n items from src; the caller made sure they fit. */
 static void ring_put(crew_queue *q, const unsigned char *src, size_t n)
 {
-  crew__assert_held(&q->lock);
-  crew__assert(queued(q) + n <= q->capacity);
-  size_t at = slot_of(q, load(&q->tail));
+  assert_locked(q);
+  size_t at = slot_of(q, load(&q->s->tail));
   size_t first = min_size(n, q->capacity - at);
   copy_items(q, q->ring + at * q->item_size, src, first);
   copy_items(q, q->ring, src + first * q->item_size, n - first);
   /* Publishes the items: one store, ordered after the copy, for whoever
    * locks next even if this process dies right now. */
-  atomic_store_explicit(&q->tail, load(&q->tail) + n, memory_order_release);
+  atomic_store_explicit(&q->s->tail, load(&q->s->tail) + n,
+                        memory_order_release);
+#ifdef CREW__SLOCK
+  if (owns_side(q) && q->owned_side == PUSHER + 1)
+    q->owned_count += n;
+#endif
   (void)CREW__HOOK(CREW_TP_ENQUEUE, q);
 }
 
 /* Remove n items into dst; the caller made sure they exist. */
 static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
 {
-  crew__assert_held(&q->lock);
-  crew__assert(n <= queued(q));
-  size_t at = slot_of(q, load(&q->head));
+  assert_locked(q);
+  size_t at = slot_of(q, load(&q->s->head));
   size_t first = min_size(n, q->capacity - at);
   copy_items(q, dst, q->ring + at * q->item_size, first);
   copy_items(q, dst + first * q->item_size, q->ring, n - first);
   /* The items leave: one store, ordered after the copy. */
-  atomic_store_explicit(&q->head, load(&q->head) + n, memory_order_release);
+  atomic_store_explicit(&q->s->head, load(&q->s->head) + n,
+                        memory_order_release);
+#ifdef CREW__SLOCK
+  if (owns_side(q) && q->owned_side == POPPER + 1)
+    q->owned_count += n;
+#endif
   (void)CREW__HOOK(CREW_TP_DEQUEUE, q);
 }
 
@@ -260,33 +390,70 @@ static void ring_take(crew_queue *q, unsigned char *dst, size_t n)
  * Wait with the lock held until the predicate may hold or `d` passes.
  * Returns 0 to recheck, or CREW_ETIMEDOUT once the deadline has passed.
  */
-static int wait_on(crew_queue *q, crew__waitset *ws, size_t *waiters,
-                   crew__deadline d)
+static int wait_on(crew_queue *q, enum side side, crew__deadline d)
 {
-  uint64_t gen = q->waiter_gen;
+  struct queue_state *s = q->s;
+  uint64_t *waiters = side == POPPER ? &s->pop_waiters : &s->push_waiters;
+  uint64_t gen = s->waiter_gen;
   (*waiters)++;
-  int rc = crew__waitset_wait(ws, &q->lock, d);
+  int rc;
+#ifdef CREW__SLOCK
+  if (q->futex_lock)
+    rc = crew__slock_wait(side == POPPER ? &s->not_empty_wake
+                                         : &s->not_full_wake,
+                          &s->slock, &q->me, d);
+  else
+#endif
+    rc = crew__waitset_wait(side == POPPER ? &s->not_empty : &s->not_full,
+                            &s->lock, d);
   if (rc == CREW__OWNER_DIED) {
     recover(q);
     rc = 0;
   }
-  if (q->waiter_gen == gen) /* else the counts were reset meanwhile */
+  if (s->waiter_gen == gen) /* else the counts were reset meanwhile */
     (*waiters)--;
   return rc;
 }
 
-/* Wake one waiter per item or slot, but no more than are waiting. */
-static void wake(crew__waitset *ws, size_t n, size_t waiters)
+/* Wake up to n waiters of `side` (SIZE_MAX: all of them). */
+static void wake_side(crew_queue *q, enum side side, size_t n)
 {
-  crew__waitset_wake(ws, min_size(n, waiters));
+  struct queue_state *s = q->s;
+#ifdef CREW__SLOCK
+  if (q->futex_lock) {
+    crew__slock_wake(side == POPPER ? &s->not_empty_wake : &s->not_full_wake,
+                     n);
+    return;
+  }
+#endif
+  crew__waitset *ws = side == POPPER ? &s->not_empty : &s->not_full;
+  if (n == SIZE_MAX)
+    crew__waitset_wake_all(ws);
+  else
+    crew__waitset_wake(ws, n);
+}
+
+/* Wake one waiter of `side` per item or slot, but no more than wait. */
+static void wake(crew_queue *q, enum side side, size_t n)
+{
+  uint64_t waiters = side == POPPER ? q->s->pop_waiters : q->s->push_waiters;
+  if (waiters > 0)
+    wake_side(q, side, waiters < n ? (size_t)waiters : n);
+}
+
+static void wake_all(crew_queue *q)
+{
+  wake_side(q, POPPER, SIZE_MAX);
+  wake_side(q, PUSHER, SIZE_MAX);
 }
 
 /* Without the lock: whether `side` may go on (items, or room, or closed). */
 static bool may_proceed(const crew_queue *q, enum side side)
 {
-  uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
-  uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-  if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+  uint64_t tail = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&q->s->head, memory_order_relaxed);
+  if (atomic_load_explicit(&q->s->closed, memory_order_relaxed) ||
+      atomic_load_explicit(&q->broken, memory_order_relaxed))
     return true;
   return side == POPPER ? tail != head : tail - head < q->capacity;
 }
@@ -300,8 +467,8 @@ static bool may_proceed(const crew_queue *q, enum side side)
 static bool spin_unlocked(crew_queue *q, enum side side, uint64_t spin_ns)
 {
   if (spin_ns == 0 || spin_ns == CREW_IDLE_SPIN_OFF ||
-      atomic_load_explicit(&q->spinning[side], memory_order_relaxed) ||
-      atomic_exchange_explicit(&q->spinning[side], true, memory_order_relaxed))
+      atomic_load_explicit(&q->s->spinning[side], memory_order_relaxed) ||
+      atomic_exchange_explicit(&q->s->spinning[side], 1, memory_order_relaxed))
     return false;
   unlock(q);
   uint64_t start = crew__now_ns();
@@ -310,22 +477,42 @@ static bool spin_unlocked(crew_queue *q, enum side side, uint64_t spin_ns)
     if (i % 64 == 0 && crew__now_ns() - start >= spin_ns)
       break;
   }
-  atomic_store_explicit(&q->spinning[side], false, memory_order_relaxed);
+  atomic_store_explicit(&q->s->spinning[side], 0, memory_order_relaxed);
   lock(q);
   return true;
+}
+
+void crew__queue_own_side(crew_queue *q, bool pusher)
+{
+#ifdef CREW__SLOCK
+  if (!q->futex_lock)
+    return;
+  lock(q);
+  q->owned_side = pusher ? PUSHER + 1 : POPPER + 1;
+  q->owner_pid = q->me.pid;
+  q->owned_count = load(pusher ? &q->s->tail : &q->s->head);
+  unlock(q);
+#else
+  (void)q;
+  (void)pusher;
+#endif
+}
+
+bool crew__queue_broken(const crew_queue *q)
+{
+  return atomic_load_explicit(&q->broken, memory_order_relaxed);
 }
 
 void crew__queue_forget_waiters(crew_queue *q)
 {
   lock(q);
-  q->waiter_gen++;
-  q->pop_waiters = 0;
-  q->push_waiters = 0;
+  q->s->waiter_gen++;
+  q->s->pop_waiters = 0;
+  q->s->push_waiters = 0;
   /* A process killed while spinning left its flag set. */
-  atomic_store_explicit(&q->spinning[POPPER], false, memory_order_relaxed);
-  atomic_store_explicit(&q->spinning[PUSHER], false, memory_order_relaxed);
-  crew__waitset_wake_all(&q->not_empty);
-  crew__waitset_wake_all(&q->not_full);
+  atomic_store_explicit(&q->s->spinning[POPPER], 0, memory_order_relaxed);
+  atomic_store_explicit(&q->s->spinning[PUSHER], 0, memory_order_relaxed);
+  wake_all(q);
   unlock(q);
 }
 
@@ -343,16 +530,16 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
   bool spun = d.at == 0; /* a try does not spin */
   lock(q);
   while (done < count) {
-    if (q->closed) {
+    if (q->s->closed || corrupt(q)) {
       rc = CREW_ECLOSED;
       break;
     }
-    size_t room = q->capacity - queued(q);
+    size_t room = q->capacity - (size_t)queued(q);
     if (room > 0) {
       size_t n = min_size(room, count - done);
       ring_put(q, items + done * q->item_size, n);
       done += n;
-      wake(&q->not_empty, n, q->pop_waiters);
+      wake(q, POPPER, n);
       continue;
     }
     /* Full. After a timeout the loop looks once more: room may have come. */
@@ -360,7 +547,7 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
       break;
     if (!spun && (spun = spin_unlocked(q, PUSHER, QUEUE_SPIN_NS)))
       continue;
-    rc = wait_on(q, &q->not_full, &q->push_waiters, d);
+    rc = wait_on(q, PUSHER, d);
   }
   unlock(q);
   *pushed = done;
@@ -408,15 +595,19 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
   bool spun = d.at == 0; /* a try does not spin */
   lock(q);
   for (;;) {
+    if (corrupt(q)) {
+      rc = CREW_ECLOSED;
+      break;
+    }
     if (queued(q) > 0) {
-      size_t n = min_size(queued(q), max);
+      size_t n = min_size((size_t)queued(q), max);
       ring_take(q, items, n);
-      wake(&q->not_full, n, q->push_waiters);
+      wake(q, PUSHER, n);
       unlock(q);
       *popped = n;
       return 0;
     }
-    if (q->closed) {
+    if (q->s->closed) {
       rc = CREW_ECLOSED;
       break;
     }
@@ -424,7 +615,7 @@ static int pop_until(crew_queue *q, unsigned char *items, size_t max,
       break;
     if (!spun && (spun = spin_unlocked(q, POPPER, spin_ns)))
       continue;
-    rc = wait_on(q, &q->not_empty, &q->pop_waiters, d);
+    rc = wait_on(q, POPPER, d);
   }
   unlock(q);
   *popped = 0;
@@ -472,9 +663,8 @@ void crew_queue_close(crew_queue *q)
   if (q == NULL)
     return;
   lock(q);
-  atomic_store_explicit(&q->closed, true, memory_order_relaxed);
-  crew__waitset_wake_all(&q->not_empty);
-  crew__waitset_wake_all(&q->not_full);
+  atomic_store_explicit(&q->s->closed, 1, memory_order_relaxed);
+  wake_all(q);
   unlock(q);
 }
 
@@ -484,7 +674,7 @@ bool crew_queue_is_closed(const crew_queue *cq)
     return false;
   crew_queue *q = (crew_queue *)cq; /* the lock is not part of the value */
   lock(q);
-  bool closed = q->closed;
+  bool closed = q->s->closed != 0 || corrupt(q);
   unlock(q);
   return closed;
 }
@@ -495,7 +685,7 @@ size_t crew_queue_size(const crew_queue *cq)
     return 0;
   crew_queue *q = (crew_queue *)cq; /* the lock is not part of the value */
   lock(q);
-  size_t n = queued(q);
+  size_t n = corrupt(q) ? 0 : (size_t)queued(q);
   unlock(q);
   return n;
 }
