@@ -42,14 +42,24 @@ typedef struct crew_queue crew_queue;
  *
  * A process that dies at any point, even holding the queue's lock, leaves
  * the queue as it was just before or just after its call: the next locker
- * recovers the lock (a robust mutex) and nothing is lost or duplicated. A
- * process killed while waiting wedges nobody: waiters sleep on a futex word
- * that keeps no state about them (on Linux; elsewhere a process-shared
- * condition variable, without that guarantee). A process killed just as a
- * push or pop woke it takes that wake-up with it; waiters look again at
- * least every 100 ms, so the others find the item by then. Each process that no
- * longer needs the queue calls crew_queue_destroy(), which drops its mapping;
- * the creator's call, which must come last, also destroys the lock.
+ * takes the lock over and nothing is lost or duplicated. On Linux the
+ * lock is a futex word naming the holder's pid: a holder that is dead or a
+ * zombie is noticed within about 10 ms, and a holder that keeps it for 2 s
+ * (stopped, say) loses it. A process killed while waiting wedges nobody:
+ * waiters sleep on futex words that keep no state about them, and look again
+ * at least every 100 ms, so an item whose wake-up went to a killed process
+ * is found by then. (Elsewhere the queue uses a robust process-shared mutex
+ * and condition variable, without those guarantees.)
+ *
+ * The shared memory holds only the queue's state (lock and wait words,
+ * counters, items); the geometry is in each process's own handle. So a
+ * process that writes garbage over it can change which items come out,
+ * never make another process read out of bounds, crash or wait for ever: a
+ * state with more items than the capacity makes the queue closed
+ * (CREW_ECLOSED) in the process that finds it. Each process that no longer
+ * needs the queue calls crew_queue_destroy(), which drops its mapping and
+ * handle; the creator's call, which must come last, also destroys the
+ * objects.
  */
 #define CREW_SHARED 0x1u
 
