@@ -46,13 +46,13 @@
  * behind (extra wake-ups, never missing ones); crew__queue_forget_waiters()
  * resets the counts under a new generation.
  *
- * Spinning: before a popper sleeps on an empty queue (or a pusher on a
- * full one) it may spin a while, without the lock, reading head, tail and
- * `closed` until the queue changes: most waits in a busy program are short,
- * and a spinner is woken by the change itself, not by a system call (it is
- * not counted as a waiter, so pushers see nobody to wake). At most one
- * thread spins per side (`spinning`), the spin is bounded in time, and a
- * timed call with a zero timeout never spins.
+ * Spinning: before a popper sleeps on an empty queue it may spin a while,
+ * without the lock, reading head, tail and `closed` until the queue
+ * changes (pushers on a full queue do not: see PUSH_SPIN_NS): most waits in a
+ * busy program are short, and a spinner is woken by the change itself, not by a
+ * system call (it is not counted as a waiter, so pushers see nobody to wake).
+ * At most one thread spins per side (`spinning`), the spin is bounded in time,
+ * and a timed call with a zero timeout never spins.
  *
  * Fairness: FIFO for items. Threads are woken in the order the wait set
  * chooses; crew promises no order among waiters.
@@ -110,7 +110,16 @@ struct crew_queue {
 enum side { POPPER, PUSHER };
 
 /* How long a blocking push or pop spins before it sleeps. */
+/* How long a blocking pop spins on an empty queue before it sleeps, and a
+ * blocking push on a full one: not at all, since a full queue means the
+ * consumers are behind, and a spinning producer only takes a core from
+ * them (W1 of bench/bench_suite: up to half the throughput on 2 cores). */
+#ifndef QUEUE_SPIN_NS
 #define QUEUE_SPIN_NS 20000u
+#endif
+#ifndef PUSH_SPIN_NS
+#define PUSH_SPIN_NS 0u
+#endif
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -545,7 +554,7 @@ static int push_until(crew_queue *q, const unsigned char *items, size_t count,
     /* Full. After a timeout the loop looks once more: room may have come. */
     if (rc == CREW_ETIMEDOUT)
       break;
-    if (!spun && (spun = spin_unlocked(q, PUSHER, QUEUE_SPIN_NS)))
+    if (!spun && (spun = spin_unlocked(q, PUSHER, PUSH_SPIN_NS)))
       continue;
     rc = wait_on(q, PUSHER, d);
   }
