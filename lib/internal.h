@@ -74,10 +74,12 @@ void crew__queue_own_side(crew_queue *q, bool pusher);
 bool crew__queue_broken(const crew_queue *q);
 
 /*
- * crew_queue_pop without a deadline, spinning up to spin_ns (0 or
- * CREW_IDLE_SPIN_OFF: not at all) before it sleeps on an empty queue.
+ * crew_queue_pop_timed, spinning up to spin_ns (0 or CREW_IDLE_SPIN_OFF:
+ * not at all) instead of the public calls' 20 us before it sleeps on an
+ * empty queue.
  */
-int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t spin_ns);
+int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
+                         uint64_t spin_ns);
 
 /* --------------------------------------------------------------- workers */
 

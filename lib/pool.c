@@ -265,7 +265,8 @@ static void *worker_main(void *arg)
     pool->init(pool->init_arg);
 
   struct crew__task t;
-  while (crew__queue_pop_spin(pool->queue, &t, pool->idle_spin_ns) == 0) {
+  while (crew__queue_pop_spin(pool->queue, &t, CREW_FOREVER,
+                              pool->idle_spin_ns) == 0) {
     if (atomic_load_explicit(pool->state, memory_order_acquire) == CANCELLING)
       drop_task(pool, &t);
     else

@@ -211,7 +211,8 @@ struct crew__procpool {
   size_t nworkers, nentries;
   size_t max_in, max_out;
   uint64_t timeout_ns, max_tasks;
-  bool timed, latency; /* as in pool.c */
+  uint64_t idle_spin_ns; /* how long an idle worker polls the task queue */
+  bool timed, latency;   /* as in pool.c */
   crew_task_hook on_start, on_finish;
   void *hook_arg;
   struct crew__hist hist[2]; /* queue wait, run: written by the manager */
@@ -527,7 +528,8 @@ static void worker_main(void *arg, uint32_t slot)
     pp->init(pp->init_arg);
 
   uint64_t tasks = 0;
-  while (crew_queue_pop(pp->tasks, &s->current) == 0) {
+  while (crew__queue_pop_spin(pp->tasks, &s->current, CREW_FOREVER,
+                              pp->idle_spin_ns) == 0) {
     struct crew__pdesc d = s->current;
     if (d.kind == DESC_RUNNER &&
         d.offset < crew__arena_size(pp->arena) - sizeof(struct pjob)) {
@@ -1340,6 +1342,10 @@ static int configure(struct crew__procpool *pp, crew_pool *pool,
       cfg->max_out_size != 0 ? cfg->max_out_size : CREW_TASK_BYTES_DEFAULT;
   pp->timeout_ns = cfg->task_timeout_ns;
   pp->max_tasks = cfg->max_tasks_per_worker;
+  pp->idle_spin_ns = cfg->idle_spin_ns == 0 ? CREW_IDLE_SPIN_DEFAULT_NS
+                     : cfg->idle_spin_ns == CREW_IDLE_SPIN_OFF
+                         ? 0
+                         : cfg->idle_spin_ns;
   pp->init = cfg->init;
   pp->init_arg = cfg->init_arg;
   pp->latency = cfg->latency_stats;

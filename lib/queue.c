@@ -645,10 +645,11 @@ int crew_queue_pop_timed(crew_queue *q, void *item, uint64_t timeout_ns)
                    QUEUE_SPIN_NS);
 }
 
-int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t spin_ns)
+int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
+                         uint64_t spin_ns)
 {
   size_t popped;
-  return pop_until(q, item, 1, &popped, (crew__deadline){CREW__NEVER}, spin_ns);
+  return pop_until(q, item, 1, &popped, crew__deadline_in(timeout_ns), spin_ns);
 }
 
 int crew_queue_pop_many(crew_queue *q, void *items, size_t max, size_t *popped,

@@ -173,13 +173,12 @@ typedef struct crew_config {
                                     inside the worker process) */
   crew_task_hook on_task_finish; /* the same, just after it returns */
   void *hook_arg;                /* passed to both hooks */
-  uint64_t idle_spin_ns; /* threads: how long a worker that finds the queue
-                            empty keeps looking (without the lock, one
-                            worker at a time) before it sleeps, so a task
-                            submitted soon after starts without a wake-up
-                            system call. 0 (default):
-                            CREW_IDLE_SPIN_DEFAULT_NS; CREW_IDLE_SPIN_OFF:
-                            sleep at once */
+  /* How long a worker (thread or process) that finds the queue empty
+   * keeps looking, without the lock and one worker at a time, before it
+   * sleeps, so that a task submitted soon after starts without a wake-up
+   * system call. 0 (default): CREW_IDLE_SPIN_DEFAULT_NS;
+   * CREW_IDLE_SPIN_OFF: sleep at once. */
+  uint64_t idle_spin_ns;
 } crew_config;
 
 /* The default of crew_config.idle_spin_ns: 100 microseconds. An idle pool
