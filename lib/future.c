@@ -116,8 +116,8 @@ static int load_state(const crew_future *f)
 
 /* Payload bytes (input rounded up, then output) of a recycled future. */
 #define CACHED_ROOM 64
-/* Futures a cache keeps at most (about 18 MB of them). */
-#define CACHE_MAX 65536
+/* Futures a cache keeps at most (about 70 MB of them). */
+#define CACHE_MAX 262144
 
 struct crew__future_cache {
   crew__spinlock lock;
