@@ -229,6 +229,10 @@ static void *xmalloc(size_t size)
 static void *scratch_buf;
 static size_t scratch_size;
 static bool scratch_touch = true; /* false under --callgrind: no memset */
+/* --callgrind: idle workers sleep at once. Valgrind runs one thread at a
+ * time, so an idle worker's spin only burns instructions until the
+ * scheduler switches, a count that depends on timing, not on the work. */
+static bool no_idle_spin;
 
 static void *scratch(size_t bytes)
 {
@@ -634,6 +638,8 @@ static crew_pool *crew_start(int mode, size_t workers)
   crew_config_init(&cfg);
   cfg.mode = mode;
   cfg.workers = workers;
+  if (no_idle_spin)
+    cfg.idle_spin_ns = CREW_IDLE_SPIN_OFF;
   crew_pool *pool;
   check("crew_pool_create", crew_pool_create(&pool, &cfg));
   return pool;
@@ -2244,6 +2250,7 @@ static int callgrind_mode(const char *workload, const char *impl, size_t n)
   run_fn fn = NULL;
   const void *arg = NULL;
   bool w1 = strcmp(workload, "W1") == 0, w2 = strcmp(workload, "W2") == 0;
+  no_idle_spin = getenv("CREW_BENCH_SPIN") == NULL;
   if (strcmp(impl, "crew") == 0) {
     fn = w1 ? w1_crew : w2 ? w2_crew : NULL;
     arg = &mode_threads;

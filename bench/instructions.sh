@@ -16,7 +16,9 @@
 #
 # Valgrind runs one thread at a time, so spinning and lock contention do not
 # look as they do on real cores: read these as the work per task, not as
-# its time.
+# its time. For that reason crew's idle workers do not spin here (an idle
+# spin would only count instructions until valgrind switches threads);
+# CREW_BENCH_SPIN=1 keeps the default spin.
 set -eu
 
 build=${1:-.}
