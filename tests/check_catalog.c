@@ -114,21 +114,6 @@ static void expect_threads(size_t want)
   quiet_assert_msg(n == want, "%zu threads, expected %zu", n, want);
 }
 
-/* Whether process pid is gone (no /proc entry, or a zombie). */
-static bool proc_gone(pid_t pid)
-{
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return true;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')');
-  return p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X';
-}
-
 static crew_queue *make_queue(size_t capacity, size_t item_size, unsigned flags)
 {
   crew_queue *q = NULL;

@@ -116,35 +116,6 @@ static void open_gate(size_t n)
     ck_assert_int_eq(crew_queue_push(gate_q, "t"), 0);
 }
 
-static void pause_ms(unsigned ms)
-{
-  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-/* The state letter of /proc/PID/stat, or 0 if there is no such process. */
-static char proc_state(pid_t pid)
-{
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
-  char buf[512];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')');
-  return p != NULL && p[1] == ' ' ? p[2] : 0;
-}
-
-static bool proc_gone(pid_t pid)
-{
-  char st = proc_state(pid);
-  return st == 0 || st == 'Z' || st == 'X';
-}
-
 /* Bounded poll (5 s) until pid sleeps: blocked in a wait. */
 static void wait_sleeping(pid_t pid)
 {
@@ -194,36 +165,6 @@ static crew_pool *pcreate(const crew_config *cfg)
   crew_pool *pool = NULL;
   ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
   return pool;
-}
-
-static crew_stats stats_of(crew_pool *pool)
-{
-  crew_stats st;
-  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
-  return st;
-}
-
-/* The counters of an idle pool add up. */
-static void assert_settled(crew_pool *pool)
-{
-  crew_stats st = stats_of(pool);
-  ck_assert_uint_eq(st.queued, 0);
-  ck_assert_uint_eq(st.running, 0);
-  ck_assert_uint_eq(st.submitted, st.completed + st.cancelled + st.crashed +
-                                      st.deadline_killed);
-}
-
-/* Bounded poll (10 s) until the pool has n workers alive. */
-static void wait_workers(crew_pool *pool, size_t n)
-{
-  crew_stats st = {0};
-  for (int i = 0; i < 2000; i++) {
-    st = stats_of(pool);
-    if (st.workers == n)
-      return;
-    pause_ms(5);
-  }
-  ck_abort_msg("the pool has %zu workers after 10 s, not %zu", st.workers, n);
 }
 
 /* ============================================================== tasks */
@@ -649,10 +590,10 @@ START_TEST(a_result_cut_by_a_crash_never_arrives)
   crew_future_release(zero);
   crew_future_release(full);
   free(buf);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 1);
   ck_assert_uint_eq(st.completed, 2);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -771,7 +712,7 @@ START_TEST(a_pool_outlives_the_thread_that_created_it)
     ck_assert(pid == w0 || pid == w1);
     crew_future_release(f);
   }
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.restarted, 0);
   ck_assert_uint_eq(st.workers, 2);
   crew_pool_destroy(pool);
@@ -816,11 +757,11 @@ START_TEST(a_spinning_task_is_killed_at_its_deadline)
   crew_future_release(spin);
   for (uint32_t i = 0; i < 4; i++)
     expect_counted(after[i], i, i);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.deadline_killed, 1);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.completed, 4);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -882,11 +823,11 @@ START_TEST(a_crash_loop_is_rate_limited_and_bounded)
   ck_assert_uint_le(most, 1);
   ck_assert_msg(took >= 150 * MS, "6 crash-loop deaths in %.0f ms",
                 (double)took / 1e6);
-  wait_workers(pool, 1);
-  crew_stats st = stats_of(pool);
+  wait_pool_workers(pool, 1);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, CRASHES);
   ck_assert_uint_eq(st.restarted, CRASHES);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   fprintf(stderr, "catalog 41: %d crash-loop deaths took %.0f ms\n", CRASHES,
           (double)took / 1e6);
   crew_pool_destroy(pool);
@@ -921,7 +862,7 @@ static void many_crashes(void)
     crew_future_release(fs[i]);
   }
   free(fs);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, n);
   crew_pool_destroy(pool);
 }
@@ -1040,7 +981,7 @@ START_TEST(the_applications_own_child_keeps_its_status)
   ck_assert_int_eq(waitpid(child, &st, 0), child);
   ck_assert(WIFEXITED(st));
   ck_assert_int_eq(WEXITSTATUS(st), 42);
-  ck_assert_uint_ge(stats_of(pool).restarted, 8);
+  ck_assert_uint_ge(pool_stats(pool).restarted, 8);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -1121,10 +1062,10 @@ START_TEST(a_killed_fork_server_breaks_the_pool_cleanly)
                                sizeof(struct counted_in), 0, &late),
                    CREW_ECRASHED);
   ck_assert_ptr_null(late);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 5);
   ck_assert_uint_eq(st.workers, 0);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   for (uint32_t i = 0; i < 5; i++)
     ck_assert_int_eq(atomic_load(&shm->runs[10 + i]), 0);
   crew_pool_destroy(pool);
@@ -1166,7 +1107,7 @@ START_TEST(map_runners_are_recycled_with_a_backlog)
     quiet_assert_int_eq(out[i], 3 * i);
     quiet_assert_uint_eq(atomic_load(&shm->runs[i]), 1);
   }
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.completed, N);
   ck_assert_uint_ge(st.restarted, 6);
   crew_pool_destroy(pool);
@@ -1219,11 +1160,11 @@ START_TEST(a_map_failure_before_a_crash_in_its_chunk_wins)
   ck_assert_int_eq(out[3], -1);
   for (int i = 4; i < N; i++)
     quiet_assert_int_eq(out[i], 3 * i);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 1);
   ck_assert_uint_eq(st.failed, 1);
   ck_assert_uint_eq(st.completed, N - 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -1558,13 +1499,13 @@ static void death_at_step(const struct step *s, int how)
                 "death by %s at %s: the victim ran %ju times", death_name(how),
                 s->name, (uintmax_t)atomic_load(&shm->runs[0]));
   crew_future_release(victim);
-  wait_workers(pool, 1);
-  crew_stats st = stats_of(pool);
+  wait_pool_workers(pool, 1);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 4);
   ck_assert_uint_eq(st.crashed, s->status == CREW_ECRASHED);
   ck_assert_uint_eq(st.completed, 3 + (s->status == 0));
   ck_assert_uint_eq(st.restarted, 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   disarm();
   crew_pool_destroy(pool);
 }
@@ -1609,12 +1550,12 @@ static void killed_holding(int point)
   expect_counted(victim, 7, 0);
   for (uint32_t i = 0; i < 3; i++)
     expect_counted(after[i], i, i + 1);
-  wait_workers(pool, 1);
-  crew_stats st = stats_of(pool);
+  wait_pool_workers(pool, 1);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.completed, 4);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.restarted, 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   disarm();
   crew_pool_destroy(pool);
 }
@@ -1830,13 +1771,13 @@ static void scene_finish(struct scene *sc, uint64_t crashed, uint64_t restarted)
   expect_counted(sc->parked, 50, 50);
   for (uint32_t i = 5; i < 10; i++)
     expect_counted(submit_counted(sc->pool, i, 10 + i), i, 10 + i);
-  wait_workers(sc->pool, 2);
-  crew_stats st = stats_of(sc->pool);
+  wait_pool_workers(sc->pool, 2);
+  crew_stats st = pool_stats(sc->pool);
   if (crashed != UINT64_MAX)
     ck_assert_uint_eq(st.crashed, crashed);
   if (restarted != UINT64_MAX)
     ck_assert_uint_eq(st.restarted, restarted);
-  assert_settled(sc->pool);
+  assert_pool_settled(sc->pool);
   crew_pool_destroy(sc->pool);
 }
 
@@ -2020,7 +1961,7 @@ START_TEST(a_worker_scribbling_on_the_pool_state)
   expect_counted(submit_counted(sc.pool, 6, 1), 6, 1);
   ck_assert_int_eq(atomic_load(&plan->fired), 1);
   disarm();
-  crew_stats st = stats_of(sc.pool);
+  crew_stats st = pool_stats(sc.pool);
   ck_assert_uint_eq(st.cancelled, 0);
   scene_finish(&sc, 0, 0);
   plan_teardown();

@@ -81,13 +81,6 @@ static size_t wrong_recs(const int64_t *outs, _Atomic unsigned *h, size_t n)
   return wrong;
 }
 
-static crew_stats stats_of(crew_pool *pool)
-{
-  crew_stats st;
-  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
-  return st;
-}
-
 /* The squares of 0..n-1 on pool: every output right, every item once. */
 static void map_squares(crew_pool *pool, size_t n)
 {
@@ -135,7 +128,7 @@ START_TEST(map_refuses_bad_arguments)
   ck_assert_int_eq(crew_map(pool, count_task, in, 8, out, 8, SIZE_MAX),
                    CREW_EINVAL);
   ck_assert_uint_eq(atomic_load(&calls), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 0);
   crew_pool_destroy(pool);
 }
@@ -163,7 +156,7 @@ START_TEST(map_of_nothing_calls_nothing)
   ck_assert_int_eq(crew_map(pool, count_task, in, 8, out, 8, 0), 0);
   ck_assert_int_eq(crew_map(pool, count_task, NULL, 0, NULL, 0, 0), 0);
   ck_assert_uint_eq(atomic_load(&calls), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 0);
   ck_assert_uint_eq(st.completed, 0);
   crew_pool_destroy(pool);
@@ -179,7 +172,7 @@ START_TEST(map_on_a_shut_down_pool_is_closed)
   ck_assert_int_eq(crew_map(pool, count_task, NULL, 0, NULL, 0, 3),
                    CREW_ECLOSED);
   ck_assert_uint_eq(atomic_load(&calls), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 0);
   crew_pool_destroy(pool);
 }
@@ -198,7 +191,7 @@ START_TEST(map_computes_every_item_exactly_once)
     map_squares(pool, map_sizes[k]);
     total += map_sizes[k];
   }
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, total);
   ck_assert_uint_eq(st.completed, total);
   ck_assert_uint_eq(st.failed, 0);
@@ -416,7 +409,7 @@ START_TEST(map_returns_the_lowest_failing_item)
   st[5] = 50;
   st[3] = 30;
   ck_assert_int_eq(map_failing(pool, N), 30);
-  crew_stats s = stats_of(pool);
+  crew_stats s = pool_stats(pool);
   ck_assert_uint_eq(s.submitted, N);
   ck_assert_uint_eq(s.completed, N);
   ck_assert_uint_eq(s.failed, 2);
@@ -442,7 +435,7 @@ START_TEST(map_failures_are_ordered_by_index_not_by_time)
     st[0] = 1;
     ck_assert_int_eq(map_failing(pool, N), 1);
   }
-  crew_stats s = stats_of(pool);
+  crew_stats s = pool_stats(pool);
   ck_assert_uint_eq(s.submitted, 3 * N * ROUNDS);
   ck_assert_uint_eq(s.completed, 3 * N * ROUNDS);
   ck_assert_uint_eq(s.failed, (3 + 4 + 5) * ROUNDS);
@@ -494,7 +487,7 @@ START_TEST(several_threads_map_on_one_pool)
       ck_assert_uint_eq(m[t].wrong[k], 0);
     }
   }
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, MAPPERS * MAPS_EACH * MAP_N);
   ck_assert_uint_eq(st.completed, MAPPERS * MAPS_EACH * MAP_N);
   crew_pool_destroy(pool);
@@ -551,7 +544,7 @@ START_TEST(map_from_inside_a_task_with_one_worker)
   ck_assert_int_eq(r.rc, 0);
   ck_assert_uint_eq(r.wrong, 0);
   crew_future_release(f);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 5001);
   ck_assert_uint_eq(st.completed, 5001);
   crew_pool_destroy(pool);
@@ -615,14 +608,14 @@ START_TEST(map_counts_every_item_in_the_stats)
   enum { N = 777 };
   crew_pool *pool = make_pool(2, 0);
   map_squares(pool, 10);
-  crew_stats before = stats_of(pool);
+  crew_stats before = pool_stats(pool);
   static int st[N];
   fail_status = st;
   st[10] = 3;
   st[20] = 4;
   st[30] = 5;
   ck_assert_int_eq(map_failing(pool, N), 3);
-  crew_stats after = stats_of(pool);
+  crew_stats after = pool_stats(pool);
   ck_assert_uint_eq(after.submitted - before.submitted, N);
   ck_assert_uint_eq(after.completed - before.completed, N);
   ck_assert_uint_eq(after.failed - before.failed, 3);
@@ -685,7 +678,7 @@ START_TEST(cancel_shutdown_racing_a_map)
       ran += c;
       ck_assert_int_eq(outs[i], c == 1 ? (int64_t)(i * i) : -1);
     }
-    crew_stats st = stats_of(pool);
+    crew_stats st = pool_stats(pool);
     ck_assert_uint_eq(st.completed, ran);
     ck_assert_uint_eq(st.failed, 0);
     ck_assert_uint_eq(st.submitted, st.completed + st.cancelled);

@@ -145,20 +145,12 @@ static void wait_for_shutdown_to_begin(crew_pool *pool)
   ck_assert_ptr_eq(f, NO_FUTURE);
 }
 
-static crew_stats stats_of(crew_pool *pool)
-{
-  crew_stats st;
-  memset(&st, 0xab, sizeof st);
-  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
-  return st;
-}
-
 static void assert_stats(crew_pool *pool, uint64_t submitted,
                          uint64_t completed, uint64_t failed,
                          uint64_t cancelled, size_t queued, size_t running,
                          size_t workers)
 {
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, submitted);
   ck_assert_uint_eq(st.completed, completed);
   ck_assert_uint_eq(st.failed, failed);
@@ -1085,7 +1077,7 @@ START_TEST(stats_count_exactly)
   ck_assert_uint_eq(atomic_load(&ran), 4);
 
   ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, st.completed + st.cancelled);
   assert_stats(pool, 7, 6, 2, 1, 0, 0, 0);
   crew_future_release(fs[0]);

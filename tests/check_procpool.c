@@ -127,14 +127,6 @@ static uint64_t take(void)
   return v;
 }
 
-/* A short pause between the polls of a bounded poll. */
-static void pause_ms(unsigned ms)
-{
-  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
 /* ============================================================== pools */
 
 static crew_config pcfg(size_t workers, size_t capacity)
@@ -159,55 +151,6 @@ static crew_pool *ppool(size_t workers, size_t capacity)
 {
   crew_config cfg = pcfg(workers, capacity);
   return pcreate(&cfg);
-}
-
-static crew_stats stats_of(crew_pool *pool)
-{
-  crew_stats st;
-  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
-  return st;
-}
-
-/* The counters of an idle pool add up (see crew_pool_stats). */
-static void assert_settled(crew_pool *pool)
-{
-  crew_stats st = stats_of(pool);
-  ck_assert_uint_eq(st.queued, 0);
-  ck_assert_uint_eq(st.running, 0);
-  ck_assert_uint_eq(st.submitted, st.completed + st.cancelled + st.crashed +
-                                      st.deadline_killed);
-}
-
-/* Bounded poll until the pool has n workers alive (10 s). */
-static void wait_workers(crew_pool *pool, size_t n)
-{
-  crew_stats st = {0};
-  for (int i = 0; i < 2000; i++) {
-    st = stats_of(pool);
-    if (st.workers == n)
-      return;
-    pause_ms(5);
-  }
-  ck_abort_msg("the pool has %zu workers after 10 s, not %zu", st.workers, n);
-}
-
-/* Whether process pid is gone: no /proc entry, or a zombie (dead, only not
- * reaped yet). */
-static bool proc_gone(pid_t pid)
-{
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return true;
-  char buf[512];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *p = strrchr(buf, ')');
-  if (p == NULL || p[1] == '\0' || p[2] == '\0')
-    return true;
-  return p[2] == 'Z' || p[2] == 'X';
 }
 
 /* ============================================================== tasks */
@@ -345,7 +288,7 @@ START_TEST(submit_gives_output_and_status)
     crew_future_release(f);
   }
   ck_assert_uint_eq(atomic_load(&shm->ran), 1);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 4);
   ck_assert_uint_eq(st.completed, 4);
   ck_assert_uint_eq(st.failed, 2);
@@ -354,7 +297,7 @@ START_TEST(submit_gives_output_and_status)
   ck_assert_uint_eq(st.deadline_killed, 0);
   ck_assert_uint_eq(st.restarted, 0);
   ck_assert_uint_eq(st.workers, 2);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -382,12 +325,12 @@ START_TEST(fire_and_forget_tasks_run_and_count)
   for (int i = 0; i < N; i++)
     take();
   ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, N);
   ck_assert_uint_eq(st.completed, N);
   ck_assert_uint_eq(st.failed, 3);
   ck_assert_uint_eq(st.workers, 0);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -420,7 +363,7 @@ START_TEST(a_full_pool_pushes_back_at_capacity_plus_workers)
   ck_assert_ptr_eq(f, NO_FUTURE);
   ck_assert_int_eq(crew_submit_timed(pool, add_task, &x, sizeof x, 0, NULL, 0),
                    CREW_ETIMEDOUT);
-  ck_assert_uint_eq(stats_of(pool).submitted, 3);
+  ck_assert_uint_eq(pool_stats(pool).submitted, 3);
 
   open_gate(1);
   /* A blocking submit waits for the room the parked task frees. */
@@ -431,10 +374,10 @@ START_TEST(a_full_pool_pushes_back_at_capacity_plus_workers)
   for (int i = 1; i < 4; i++)
     expect_add(fs[i], i);
   ck_assert_uint_eq(atomic_load(&shm->ran), 4);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 4);
   ck_assert_uint_eq(st.completed, 4);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -458,7 +401,7 @@ START_TEST(cancel_wins_a_queued_task_and_is_busy_for_a_running_one)
   ck_assert_int_eq(crew_future_cancel(b), CREW_EBUSY);
   ck_assert_int_eq(crew_future_cancel(a), CREW_EBUSY);
   ck_assert(!crew_future_done(a));
-  ck_assert_uint_eq(stats_of(pool).cancelled, 1);
+  ck_assert_uint_eq(pool_stats(pool).cancelled, 1);
 
   open_gate(1);
   ck_assert_int_eq(crew_future_wait(a), 0);
@@ -468,11 +411,11 @@ START_TEST(cancel_wins_a_queued_task_and_is_busy_for_a_running_one)
   ck_assert_uint_eq(atomic_load(&shm->ran), 2); /* a and the last: not b */
   crew_future_release(a);
   crew_future_release(b);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 3);
   ck_assert_uint_eq(st.completed, 2);
   ck_assert_uint_eq(st.cancelled, 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   ck_assert_uint_eq(atomic_load(&shm->ran), 2);
   shared_teardown();
@@ -637,7 +580,7 @@ START_TEST(drain_shutdown_runs_everything_queued)
   for (int i = 0; i < N; i++)
     expect_add(fs[i], i);
   assert_closed(pool);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, N + 1);
   ck_assert_uint_eq(st.completed, N + 1);
   ck_assert_uint_eq(st.cancelled, 0);
@@ -675,12 +618,12 @@ START_TEST(cancel_shutdown_cancels_queued_and_lets_running_finish)
   ck_assert_int_eq(crew_future_wait(a), 0);
   crew_future_release(a);
   ck_assert_uint_eq(atomic_load(&shm->ran), 1);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, N + 1);
   ck_assert_uint_eq(st.completed, 1);
   ck_assert_uint_eq(st.cancelled, N);
   ck_assert_uint_eq(st.workers, 0);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   assert_closed(pool);
   crew_pool_destroy(pool);
   shared_teardown();
@@ -792,7 +735,7 @@ START_TEST(task_sizes_are_limited_exactly)
   ck_assert_int_eq(lim_round_trip(pool, 100, 200, 1), 0);
   ck_assert_int_eq(crew_submit(pool, limit_task, NULL, 0, 201, NULL),
                    CREW_EINVAL);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 3);
   ck_assert_uint_eq(st.completed, 3);
   ck_assert_uint_eq(st.failed, 0);
@@ -821,7 +764,7 @@ START_TEST(default_sizes_and_a_large_round_trip)
   ck_assert_int_eq(lim_round_trip(pool, sizeof(struct lim_hdr),
                                   CREW_TASK_BYTES_DEFAULT, 4093),
                    0);
-  ck_assert_uint_eq(stats_of(pool).completed, 2);
+  ck_assert_uint_eq(pool_stats(pool).completed, 2);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -895,7 +838,7 @@ START_TEST(init_runs_in_every_worker_process_and_replacements)
   ck_assert_int_ne(pids[W], getpid());
   ck_assert_uint_eq(atomic_load(&shm->ninit), W + 1);
   ck_assert_int_eq(atomic_load(&init_here), 0); /* never here */
-  wait_workers(pool, W);
+  wait_pool_workers(pool, W);
   crew_pool_destroy(pool);
   ck_assert_uint_eq(atomic_load(&shm->ninit), W + 1);
   ck_assert_int_eq(atomic_load(&init_here), 0);
@@ -993,7 +936,7 @@ START_TEST(a_worker_cannot_call_its_pool)
   ck_assert_uint_eq(atomic_load(&shm->ran), 0);
   /* The pool is untouched. */
   run_adds(pool, 20);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 21);
   ck_assert_uint_eq(st.completed, 21);
   crew_pool_destroy(pool);
@@ -1103,11 +1046,11 @@ START_TEST(map_squares_match_thread_mode)
     map_squares24(pp, n, p24);
     ck_assert(memcmp(t24, p24, n * sizeof *t24) == 0);
   }
-  crew_stats st = stats_of(pp);
+  crew_stats st = pool_stats(pp);
   ck_assert_uint_eq(st.submitted, 2 * (1 + 7 + 1000 + 100000));
   ck_assert_uint_eq(st.completed, st.submitted);
   ck_assert_uint_eq(st.failed, 0);
-  assert_settled(pp);
+  assert_pool_settled(pp);
   free(t8);
   free(p8);
   free(t24);
@@ -1312,7 +1255,7 @@ START_TEST(map_returns_the_lowest_failing_item)
   ck_assert_uint_eq(hits_not_once(N), 0);
   for (int i = 0; i < N; i++)
     quiet_assert_int_eq(out[i], 3 * i);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, N);
   ck_assert_uint_eq(st.completed, N);
   ck_assert_uint_eq(st.failed, 3);
@@ -1397,7 +1340,7 @@ START_TEST(map_refuses_a_stride_of_zero_with_an_array)
                    CREW_EINVAL);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(out[i], -1);
-  ck_assert_uint_eq(stats_of(pool).submitted, 0);
+  ck_assert_uint_eq(pool_stats(pool).submitted, 0);
   ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
   /* "Arguments are checked first, then the pool." */
   ck_assert_int_eq(crew_map(pool, add_task, &value, 0, out, sizeof out[0], N),
@@ -1451,20 +1394,20 @@ static void crash_scenario(int kind)
   ck_assert_int_eq(crew_future_wait(parked), 0);
   crew_future_release(parked);
 
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 1);
   ck_assert_uint_eq(st.restarted, 1);
   ck_assert_uint_eq(st.deadline_killed, 0);
   ck_assert_uint_eq(st.completed, BEFORE + AFTER + 1);
   ck_assert_uint_eq(st.failed, 0);
-  wait_workers(pool, 2);
+  wait_pool_workers(pool, 2);
   run_adds(pool, 100);
-  st = stats_of(pool);
+  st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 1);
   ck_assert_uint_eq(st.completed, BEFORE + AFTER + 1 + 100);
   ck_assert_uint_eq(st.submitted, BEFORE + AFTER + 2 + 100);
   ck_assert_uint_eq(st.workers, 2);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   ck_assert_uint_eq(atomic_load(&shm->ran), BEFORE + AFTER + 1 + 100);
   crew_pool_destroy(pool);
   shared_teardown();
@@ -1531,12 +1474,12 @@ START_TEST(a_worker_dying_in_a_map_chunk)
   ck_assert_uint_eq(lost_first, BAD);
   ck_assert_uint_eq(ran, N - (lost_end - lost_first));
   ck_assert_uint_lt(lost_end - lost_first, N / 2);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 1);
   ck_assert_uint_eq(st.submitted, N);
   ck_assert_uint_eq(st.completed, ran);
   ck_assert_uint_eq(st.cancelled, N - ran - 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
 
   /* The pool maps again, on its replacement worker. */
   items[BAD].crash = 0;
@@ -1547,7 +1490,7 @@ START_TEST(a_worker_dying_in_a_map_chunk)
   ck_assert_uint_eq(hits_not_once(N), 0);
   for (int i = 0; i < N; i++)
     quiet_assert_int_eq(out[i], 3 * i);
-  ck_assert_uint_ge(stats_of(pool).restarted, 1);
+  ck_assert_uint_ge(pool_stats(pool).restarted, 1);
   free(items);
   free(out);
   crew_pool_destroy(pool);
@@ -1610,14 +1553,14 @@ START_TEST(a_task_past_its_deadline_is_killed_with_its_group)
   ck_assert_int_eq(WTERMSIG(wstatus), SIGKILL);
 
   run_adds(pool, 5);
-  wait_workers(pool, 2);
-  crew_stats st = stats_of(pool);
+  wait_pool_workers(pool, 2);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.deadline_killed, 1);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.completed, 10);
   ck_assert_uint_eq(st.submitted, 11);
   ck_assert_uint_eq(st.restarted, 1);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -1645,13 +1588,13 @@ START_TEST(each_deadline_kill_costs_one_replacement)
     crew_future_release(f);
     expect_add(submit_add(pool, i), i);
   }
-  wait_workers(pool, 1);
-  crew_stats st = stats_of(pool);
+  wait_pool_workers(pool, 1);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.deadline_killed, ROUNDS);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.completed, ROUNDS);
   ck_assert_uint_eq(st.restarted, ROUNDS);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   crew_pool_destroy(pool);
   shared_teardown();
 }
@@ -1685,15 +1628,15 @@ START_TEST(crashing_tasks_cannot_start_a_fork_storm)
     }
   }
   uint64_t settled = now_ns() - t0;
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, N / 2);
   ck_assert_uint_eq(st.completed, N / 2);
   ck_assert_uint_le(st.restarted, N / 2);
   /* Once both slots are filled again, every death was replaced once. */
-  wait_workers(pool, 2);
-  st = stats_of(pool);
+  wait_pool_workers(pool, 2);
+  st = pool_stats(pool);
   ck_assert_uint_eq(st.restarted, N / 2);
-  assert_settled(pool);
+  assert_pool_settled(pool);
   fprintf(stderr, "fork storm: %d tasks settled in %.0f ms\n", N,
           (double)settled / 1e6);
   crew_pool_destroy(pool);
@@ -1760,7 +1703,7 @@ START_TEST(workers_are_recycled_after_max_tasks)
   }
   uint64_t took = now_ns() - t0;
   ck_assert_uint_eq(hits_not_once(n), 0);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.completed, n);
   ck_assert_uint_eq(st.failed, 0);
@@ -1996,7 +1939,7 @@ START_TEST(workers_get_the_descriptors_of_create_and_no_crew_one)
   int later = open("/dev/null", O_RDONLY); /* after create: not inherited */
   ck_assert_int_ge(later, 0);
   expect_worker_fds(pool, &before);
-  ck_assert_uint_eq(stats_of(pool).restarted, 1);
+  ck_assert_uint_eq(pool_stats(pool).restarted, 1);
   crew_pool_destroy(pool);
   close(later);
   for (int i = 0; i < 6; i++)
@@ -2128,11 +2071,11 @@ START_TEST(code_the_workers_lack_is_refused)
         CREW_EINVAL);
   }
   free(heap);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 0);
   ck_assert_uint_eq(st.crashed, 0);
   run_adds(pool, 10);
-  st = stats_of(pool);
+  st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 10);
   ck_assert_uint_eq(st.crashed, 0);
   ck_assert_uint_eq(st.restarted, 0);
@@ -2175,7 +2118,7 @@ START_TEST(a_forked_child_cannot_use_the_pool)
   ck_assert(WIFEXITED(wstatus));
   ck_assert_int_eq(WEXITSTATUS(wstatus), 0);
   run_adds(pool, 5);
-  crew_stats st = stats_of(pool);
+  crew_stats st = pool_stats(pool);
   ck_assert_uint_eq(st.submitted, 10);
   ck_assert_uint_eq(st.completed, 10);
   ck_assert_uint_eq(atomic_load(&shm->ran), 10);

@@ -1,7 +1,10 @@
 /* testutil.c - see testutil.h. */
 #include "testutil.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void gate_init(gate *g)
@@ -89,4 +92,62 @@ int run_suite(Suite *s)
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+void pause_ms(unsigned ms)
+{
+  struct timespec ts = {.tv_sec = ms / 1000,
+                        .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+char proc_state(pid_t pid)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p != NULL && p[1] == ' ' ? p[2] : 0;
+}
+
+bool proc_gone(pid_t pid)
+{
+  char st = proc_state(pid);
+  return st == 0 || st == 'Z' || st == 'X';
+}
+
+crew_stats pool_stats(crew_pool *pool)
+{
+  crew_stats st;
+  memset(&st, 0xab, sizeof st);
+  ck_assert_int_eq(crew_pool_stats(pool, &st), 0);
+  return st;
+}
+
+void assert_pool_settled(crew_pool *pool)
+{
+  crew_stats st = pool_stats(pool);
+  ck_assert_uint_eq(st.queued, 0);
+  ck_assert_uint_eq(st.running, 0);
+  ck_assert_uint_eq(st.submitted, st.completed + st.cancelled + st.crashed +
+                                      st.deadline_killed);
+}
+
+void wait_pool_workers(crew_pool *pool, size_t n)
+{
+  crew_stats st = {0};
+  for (int i = 0; i < 2000; i++) {
+    st = pool_stats(pool);
+    if (st.workers == n)
+      return;
+    pause_ms(5);
+  }
+  ck_abort_msg("the pool has %zu workers after 10 s, not %zu", st.workers, n);
 }

@@ -10,7 +10,9 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define MS 1000000ull /* nanoseconds in a millisecond */
 
@@ -79,6 +81,26 @@ size_t scaled(size_t n);
 
 /* A pool with `workers` workers and the given queue capacity (0: default). */
 crew_pool *make_pool(size_t workers, size_t capacity);
+
+/* Sleep ms milliseconds (EINTR resumes the sleep). For bounded polls only,
+ * never to decide an outcome. */
+void pause_ms(unsigned ms);
+
+/* The state letter of process pid from /proc (R, S, Z...), 0 if none. */
+char proc_state(pid_t pid);
+
+/* Whether process pid is gone: no /proc entry, or a zombie or dead one. */
+bool proc_gone(pid_t pid);
+
+/* crew_pool_stats(pool), asserting it succeeds. */
+crew_stats pool_stats(crew_pool *pool);
+
+/* The counters of an idle pool add up: nothing queued or running, and
+ * submitted == completed + cancelled + crashed + deadline_killed. */
+void assert_pool_settled(crew_pool *pool);
+
+/* Poll (bounded, 10 s) until the pool has n workers alive. */
+void wait_pool_workers(crew_pool *pool, size_t n);
 
 /* Run a suite in Check's fork mode; returns the process exit status. */
 int run_suite(Suite *s);
