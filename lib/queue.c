@@ -163,6 +163,8 @@ static bool owns_side(const crew_queue *q)
  */
 static bool corrupt(crew_queue *q)
 {
+  if (!is_shared(q)) /* nobody else writes a private queue's state */
+    return false;
   if (atomic_load_explicit(&q->broken, memory_order_relaxed))
     return true;
   bool bad = queued(q) > q->capacity;
