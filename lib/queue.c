@@ -161,10 +161,8 @@ static bool owns_side(const crew_queue *q)
  * single stores cannot leave that behind, only garbage can). The first
  * caller to see it wakes everyone, so no thread of this process sleeps on.
  */
-static bool corrupt(crew_queue *q)
+static bool corrupt_shared(crew_queue *q)
 {
-  if (!is_shared(q)) /* nobody else writes a private queue's state */
-    return false;
   if (atomic_load_explicit(&q->broken, memory_order_relaxed))
     return true;
   bool bad = queued(q) > q->capacity;
@@ -181,6 +179,12 @@ static bool corrupt(crew_queue *q)
   return true;
 }
 
+static inline bool corrupt(crew_queue *q)
+{
+  /* Nobody else writes a private queue's state. */
+  return is_shared(q) && corrupt_shared(q);
+}
+
 /* After a process died holding the lock: wake all (the dead one may have
  * owed a wake-up), and mark a robust mutex consistent. The counters are
  * checked by each call (corrupt()). */
@@ -191,7 +195,7 @@ static void recover(crew_queue *q)
     crew__mutex_consistent(&q->s->lock);
 }
 
-static void lock(crew_queue *q)
+static void lock_shared(crew_queue *q)
 {
 #ifdef CREW__SLOCK
   if (q->futex_lock) {
@@ -200,13 +204,19 @@ static void lock(crew_queue *q)
     return;
   }
 #endif
-  if (!is_shared(q))
-    crew__mutex_lock(&q->s->lock);
-  else if (crew__mutex_lock_robust(&q->s->lock) == CREW__OWNER_DIED)
+  if (crew__mutex_lock_robust(&q->s->lock) == CREW__OWNER_DIED)
     recover(q);
 }
 
-static void unlock(crew_queue *q)
+static inline void lock(crew_queue *q)
+{
+  if (!is_shared(q))
+    crew__mutex_lock(&q->s->lock);
+  else
+    lock_shared(q);
+}
+
+static inline void unlock(crew_queue *q)
 {
 #ifdef CREW__SLOCK
   if (q->futex_lock) {

@@ -43,12 +43,8 @@ uint64_t crew__now_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-crew__deadline crew__deadline_in(uint64_t timeout_ns)
+crew__deadline crew__deadline_after(uint64_t timeout_ns)
 {
-  if (timeout_ns == 0)
-    return (crew__deadline){0};
-  if (timeout_ns == UINT64_MAX)
-    return (crew__deadline){CREW__NEVER};
   uint64_t now = crew__now_ns();
   if (timeout_ns >= CREW__NEVER - now) /* saturate: still finite */
     return (crew__deadline){CREW__NEVER - 1};

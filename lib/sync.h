@@ -28,8 +28,19 @@ typedef struct crew__deadline {
 
 #define CREW__NEVER UINT64_MAX
 
-/* The deadline timeout_ns from now, saturating; 0 polls, UINT64_MAX never. */
-crew__deadline crew__deadline_in(uint64_t timeout_ns);
+/* The deadline timeout_ns from now (> 0, < UINT64_MAX), saturating. */
+crew__deadline crew__deadline_after(uint64_t timeout_ns);
+
+/* The deadline timeout_ns from now, saturating; 0 polls, UINT64_MAX never
+ * (inline: the common constants cost no call and no clock read). */
+static inline crew__deadline crew__deadline_in(uint64_t timeout_ns)
+{
+  if (timeout_ns == 0)
+    return (crew__deadline){0};
+  if (timeout_ns == UINT64_MAX)
+    return (crew__deadline){CREW__NEVER};
+  return crew__deadline_after(timeout_ns);
+}
 bool crew__deadline_passed(crew__deadline d);
 uint64_t crew__now_ns(void);
 
