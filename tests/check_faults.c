@@ -1,6 +1,6 @@
 /*
  * check_faults.c - process-mode faults (catalog 31-47 of
- * /work/shared/research/reliability.md, section (e)).
+ * ../shared/research/reliability.md, section (e); see tests/CATALOG.md).
  *
  *   34  a process-shared pthread_cond_t with waiters killed (the raw glibc
  *       experiment, run in a child with a watchdog so that a hang is a
