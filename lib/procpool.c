@@ -79,9 +79,8 @@
 #define NO_ENTRY UINT32_MAX
 #define MS       1000000ull
 #define POLL_NS  (20 * MS) /* deadline checks, when task_timeout_ns is set */
-#define SERVER_CHECK_NS                                                        \
-  (100 * MS) /* how often the manager looks whether                            \
-                the fork server still runs */
+/* How often the manager looks whether the fork server still runs. */
+#define SERVER_CHECK_NS (100 * MS)
 
 /* ------------------------------------------------------ shared structures */
 
