@@ -21,6 +21,8 @@
  * the median and min-max. The machine is small and shared: read ratios, and
  * repeat.
  */
+#include "bench.h"
+
 #include <crew.h>
 
 #include <signal.h>
@@ -233,22 +235,6 @@ static double crash_once(double *restart)
 }
 
 /* ------------------------------------------------------------- reporting */
-
-static int compare_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-struct summary {
-  double median, min, max;
-};
-
-static struct summary summarise(double *v, size_t n)
-{
-  qsort(v, n, sizeof *v, compare_double);
-  return (struct summary){v[n / 2], v[0], v[n - 1]};
-}
 
 /* Run `m` for both modes, interleaved; print in `unit` (divisor). */
 static void row(const char *name, measure_fn m, double unit,

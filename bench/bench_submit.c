@@ -10,6 +10,8 @@
  * second and the ratio of the medians. Wall time on a small shared machine
  * is noisy: read the ratio, and repeat.
  */
+#include "bench.h"
+
 #include <crew.h>
 
 #include <pthread.h>
@@ -27,84 +29,6 @@ static uint64_t now_ns(void)
 }
 
 /* ------------------------------------------------ the textbook baseline */
-
-/* A bounded ring of (fn, arg), one mutex, two condition variables. */
-struct tb_job {
-  void (*fn)(void *);
-  void *arg;
-};
-
-struct tb_pool {
-  pthread_mutex_t lock;
-  pthread_cond_t not_empty, not_full;
-  struct tb_job *ring;
-  size_t cap, head, count;
-  int stop;
-  size_t nthreads;
-  pthread_t *threads;
-};
-
-static void *tb_worker(void *arg)
-{
-  struct tb_pool *p = arg;
-  for (;;) {
-    pthread_mutex_lock(&p->lock);
-    while (p->count == 0 && !p->stop)
-      pthread_cond_wait(&p->not_empty, &p->lock);
-    if (p->count == 0) {
-      pthread_mutex_unlock(&p->lock);
-      return NULL;
-    }
-    struct tb_job job = p->ring[p->head];
-    p->head = (p->head + 1) % p->cap;
-    p->count--;
-    pthread_cond_signal(&p->not_full);
-    pthread_mutex_unlock(&p->lock);
-    job.fn(job.arg);
-  }
-}
-
-static struct tb_pool *tb_create(size_t nthreads, size_t cap)
-{
-  struct tb_pool *p = calloc(1, sizeof *p);
-  pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->not_empty, NULL);
-  pthread_cond_init(&p->not_full, NULL);
-  p->ring = calloc(cap, sizeof *p->ring);
-  p->cap = cap;
-  p->nthreads = nthreads;
-  p->threads = calloc(nthreads, sizeof *p->threads);
-  for (size_t i = 0; i < nthreads; i++)
-    pthread_create(&p->threads[i], NULL, tb_worker, p);
-  return p;
-}
-
-static void tb_submit(struct tb_pool *p, void (*fn)(void *), void *arg)
-{
-  pthread_mutex_lock(&p->lock);
-  while (p->count == p->cap)
-    pthread_cond_wait(&p->not_full, &p->lock);
-  p->ring[(p->head + p->count) % p->cap] = (struct tb_job){fn, arg};
-  p->count++;
-  pthread_cond_signal(&p->not_empty);
-  pthread_mutex_unlock(&p->lock);
-}
-
-static void tb_destroy(struct tb_pool *p)
-{
-  pthread_mutex_lock(&p->lock);
-  p->stop = 1;
-  pthread_cond_broadcast(&p->not_empty);
-  pthread_mutex_unlock(&p->lock);
-  for (size_t i = 0; i < p->nthreads; i++)
-    pthread_join(p->threads[i], NULL);
-  free(p->threads);
-  free(p->ring);
-  pthread_cond_destroy(&p->not_full);
-  pthread_cond_destroy(&p->not_empty);
-  pthread_mutex_destroy(&p->lock);
-  free(p);
-}
 
 /* A future for the baseline: a mutex, a condition variable, a value. */
 struct tb_future {
@@ -244,22 +168,6 @@ static double textbook_futures(size_t n)
 }
 
 /* ------------------------------------------------------------- reporting */
-
-static int compare_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-struct summary {
-  double median, min, max;
-};
-
-static struct summary summarise(double *v, size_t n)
-{
-  qsort(v, n, sizeof *v, compare_double);
-  return (struct summary){v[n / 2], v[0], v[n - 1]};
-}
 
 static void row(const char *name, double (*ours)(size_t),
                 double (*baseline)(size_t), size_t n)

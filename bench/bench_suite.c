@@ -1,7 +1,7 @@
 /*
  * bench_suite - the benchmark suite of issue 6: crew against the C libraries
  * a user would otherwise pick (GLib, libuv and OpenMP, when configure found
- * them) and against a textbook mutex+condvar pool written in this file, on
+ * them) and against a textbook mutex+condvar pool (bench/bench.c), on
  * the same machine, in the same run, interleaved.
  *
  *   bench/bench_suite [--quick] [--json] [--only W1,W3,...] [--workers N]
@@ -38,6 +38,8 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
+
+#include "bench.h"
 
 #include <crew.h>
 
@@ -255,88 +257,6 @@ static void scratch_release(void)
 
 /* ------------------------------------------- the textbook pool and queue */
 
-/* A bounded ring of (fn, arg), one mutex, two condition variables: what a
- * textbook thread pool is (the same as bench_submit.c's). */
-struct tb_job {
-  void (*fn)(void *);
-  void *arg;
-};
-
-struct tb_pool {
-  pthread_mutex_t lock;
-  pthread_cond_t not_empty, not_full;
-  struct tb_job *ring;
-  size_t cap, head, count;
-  int stop;
-  size_t nthreads;
-  pthread_t *threads;
-};
-
-static void *tb_worker(void *arg)
-{
-  struct tb_pool *p = arg;
-  for (;;) {
-    pthread_mutex_lock(&p->lock);
-    while (p->count == 0 && !p->stop)
-      pthread_cond_wait(&p->not_empty, &p->lock);
-    if (p->count == 0) {
-      pthread_mutex_unlock(&p->lock);
-      return NULL;
-    }
-    struct tb_job job = p->ring[p->head];
-    p->head = (p->head + 1) % p->cap;
-    p->count--;
-    pthread_cond_signal(&p->not_full);
-    pthread_mutex_unlock(&p->lock);
-    job.fn(job.arg);
-  }
-}
-
-static struct tb_pool *tb_create(size_t nthreads, size_t cap)
-{
-  struct tb_pool *p = xmalloc(sizeof *p);
-  memset(p, 0, sizeof *p);
-  pthread_mutex_init(&p->lock, NULL);
-  pthread_cond_init(&p->not_empty, NULL);
-  pthread_cond_init(&p->not_full, NULL);
-  p->ring = xmalloc(cap * sizeof *p->ring);
-  p->cap = cap;
-  p->nthreads = nthreads;
-  p->threads = xmalloc(nthreads * sizeof *p->threads);
-  for (size_t i = 0; i < nthreads; i++)
-    if (pthread_create(&p->threads[i], NULL, tb_worker, p) != 0)
-      fail("pthread_create", CREW_ENOMEM);
-  return p;
-}
-
-static void tb_submit(struct tb_pool *p, void (*fn)(void *), void *arg)
-{
-  pthread_mutex_lock(&p->lock);
-  while (p->count == p->cap)
-    pthread_cond_wait(&p->not_full, &p->lock);
-  p->ring[(p->head + p->count) % p->cap] = (struct tb_job){fn, arg};
-  p->count++;
-  pthread_cond_signal(&p->not_empty);
-  pthread_mutex_unlock(&p->lock);
-}
-
-/* Run what is queued, then join the workers and free the pool. */
-static void tb_destroy(struct tb_pool *p)
-{
-  pthread_mutex_lock(&p->lock);
-  p->stop = 1;
-  pthread_cond_broadcast(&p->not_empty);
-  pthread_mutex_unlock(&p->lock);
-  for (size_t i = 0; i < p->nthreads; i++)
-    pthread_join(p->threads[i], NULL);
-  free(p->threads);
-  free(p->ring);
-  pthread_cond_destroy(&p->not_full);
-  pthread_cond_destroy(&p->not_empty);
-  pthread_mutex_destroy(&p->lock);
-  free(p);
-}
-
 /* A textbook future: a mutex, a condition variable, a flag and values. */
 struct tb_future {
   pthread_mutex_t lock;
@@ -521,23 +441,6 @@ static void note(const char *fmt, ...)
   fprintf(tbl, "  note: %s\n", buf);
   if (nnotes < MAX_NOTES)
     memcpy(notes[nnotes++], buf, sizeof buf);
-}
-
-static int compare_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-struct summary {
-  double median, min, max;
-};
-
-/* Sorts v. The median of an even count is the upper middle value. */
-static struct summary summarise(double *v, size_t n)
-{
-  qsort(v, n, sizeof *v, compare_double);
-  return (struct summary){v[n / 2], v[0], v[n - 1]};
 }
 
 /* A run of one variant: does the work n times, returns the seconds the
@@ -2375,7 +2278,9 @@ int main(int argc, char **argv)
 #else
   fprintf(tbl, ", OpenMP no");
 #endif
-  fprintf(tbl, ", textbook mutex+condvar pool and queue (this file)\n");
+  fprintf(
+      tbl,
+      ", textbook mutex+condvar pool (bench/bench.c) and queue (this file)\n");
 #ifndef HAVE_GLIB
   note("GLib was not found at configure time: its rows are skipped");
 #endif
