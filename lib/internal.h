@@ -83,6 +83,10 @@ int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
 
 /* --------------------------------------------------------------- workers */
 
+/* How long an idle worker spins (crew_config.idle_spin_ns resolved: the
+ * default for 0, and 0 for CREW_IDLE_SPIN_OFF). */
+uint64_t crew__idle_spin_ns(const crew_config *cfg);
+
 /*
  * A worker's counters. Each is written only by its worker's thread (a
  * relaxed load and store, no read-modify-write) and read by anyone.

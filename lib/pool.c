@@ -363,6 +363,13 @@ int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
 
 /* ------------------------------------------------------------- create */
 
+uint64_t crew__idle_spin_ns(const crew_config *cfg)
+{
+  if (cfg->idle_spin_ns == 0)
+    return CREW_IDLE_SPIN_DEFAULT_NS;
+  return cfg->idle_spin_ns == CREW_IDLE_SPIN_OFF ? 0 : cfg->idle_spin_ns;
+}
+
 void crew_config_init(crew_config *cfg)
 {
   if (cfg != NULL)
@@ -413,10 +420,7 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   }
   atomic_init(&pool->lat_epoch, 0);
   pool->latency = cfg->latency_stats;
-  pool->idle_spin_ns = cfg->idle_spin_ns == 0 ? CREW_IDLE_SPIN_DEFAULT_NS
-                       : cfg->idle_spin_ns == CREW_IDLE_SPIN_OFF
-                           ? 0
-                           : cfg->idle_spin_ns;
+  pool->idle_spin_ns = crew__idle_spin_ns(cfg);
   pool->on_start = cfg->on_task_start;
   pool->on_finish = cfg->on_task_finish;
   pool->hook_arg = cfg->hook_arg;

@@ -1341,10 +1341,7 @@ static int configure(struct crew__procpool *pp, crew_pool *pool,
       cfg->max_out_size != 0 ? cfg->max_out_size : CREW_TASK_BYTES_DEFAULT;
   pp->timeout_ns = cfg->task_timeout_ns;
   pp->max_tasks = cfg->max_tasks_per_worker;
-  pp->idle_spin_ns = cfg->idle_spin_ns == 0 ? CREW_IDLE_SPIN_DEFAULT_NS
-                     : cfg->idle_spin_ns == CREW_IDLE_SPIN_OFF
-                         ? 0
-                         : cfg->idle_spin_ns;
+  pp->idle_spin_ns = crew__idle_spin_ns(cfg);
   pp->init = cfg->init;
   pp->init_arg = cfg->init_arg;
   pp->latency = cfg->latency_stats;

@@ -93,12 +93,11 @@ struct crew_queue {
   size_t item_size;
   size_t mask; /* capacity - 1 if a power of two, else 0 */
   unsigned flags;
-  bool futex_lock;     /* CREW_SHARED on Linux: s->slock, wait words */
   _Atomic bool broken; /* this process found the shared state corrupt */
   pid_t creator;       /* CREW_SHARED: the process that destroys objects */
   size_t map_size;     /* CREW_SHARED: the mapping's length */
 #ifdef CREW__SLOCK
-  crew__slock_local me; /* futex_lock: this process's threads */
+  crew__slock_local me; /* slocked(): this process's threads */
   /* crew__queue_own_side(): the one process that pushes (or pops), and its
    * own count of that side's counter (under the lock). */
   int owned_side; /* 0: none; PUSHER + 1 or POPPER + 1 */
@@ -129,6 +128,18 @@ static size_t min_size(size_t a, size_t b)
 static bool is_shared(const crew_queue *q)
 {
   return (q->flags & CREW_SHARED) != 0;
+}
+
+/* Whether the queue's lock and waits are crew__slock words: a CREW_SHARED
+ * queue where there are futexes (else a robust mutex and condvars). */
+static bool slocked(const crew_queue *q)
+{
+#ifdef CREW__SLOCK
+  return is_shared(q);
+#else
+  (void)q;
+  return false;
+#endif
 }
 
 static uint64_t load(const _Atomic uint64_t *counter)
@@ -191,14 +202,14 @@ static inline bool corrupt(crew_queue *q)
 static void recover(crew_queue *q)
 {
   wake_all(q);
-  if (!q->futex_lock)
+  if (!slocked(q))
     crew__mutex_consistent(&q->s->lock);
 }
 
 static void lock_shared(crew_queue *q)
 {
 #ifdef CREW__SLOCK
-  if (q->futex_lock) {
+  if (slocked(q)) {
     if (crew__slock_lock(&q->s->slock, &q->me) == CREW__OWNER_DIED)
       recover(q);
     return;
@@ -219,7 +230,7 @@ static inline void lock(crew_queue *q)
 static inline void unlock(crew_queue *q)
 {
 #ifdef CREW__SLOCK
-  if (q->futex_lock) {
+  if (slocked(q)) {
     crew__slock_unlock(&q->s->slock, &q->me);
     return;
   }
@@ -231,7 +242,7 @@ static inline void unlock(crew_queue *q)
  * record to assert on). */
 static void assert_locked(const crew_queue *q)
 {
-  if (!q->futex_lock)
+  if (!slocked(q))
     crew__assert_held(&q->s->lock);
 }
 
@@ -241,7 +252,7 @@ static int init_sync(crew_queue *q)
 {
   struct queue_state *s = q->s;
 #ifdef CREW__SLOCK
-  if (q->futex_lock) { /* the words are zero: free, nobody waiting */
+  if (slocked(q)) { /* the words are zero: free, nobody waiting */
     atomic_init(&s->slock, 0);
     atomic_init(&s->not_empty_wake, 0);
     atomic_init(&s->not_full_wake, 0);
@@ -310,9 +321,6 @@ int crew_queue_create(crew_queue **qp, size_t capacity, size_t item_size,
                    .capacity = capacity,
                    .item_size = item_size,
                    .flags = flags,
-#ifdef CREW__SLOCK
-                   .futex_lock = shared,
-#endif
                    .creator = getpid(),
                    .map_size = map_size,
                    .mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0};
@@ -330,7 +338,7 @@ void crew_queue_destroy(crew_queue *q)
   if (q == NULL)
     return;
 #ifdef CREW__SLOCK
-  if (q->futex_lock) { /* nothing but words in the shared block */
+  if (slocked(q)) { /* nothing but words in the shared block */
     crew__slock_local_fini(&q->me);
     release_memory(q);
     return;
@@ -419,7 +427,7 @@ static int wait_on(crew_queue *q, enum side side, crew__deadline d)
   (*waiters)++;
   int rc;
 #ifdef CREW__SLOCK
-  if (q->futex_lock)
+  if (slocked(q))
     rc = crew__slock_wait(side == POPPER ? &s->not_empty_wake
                                          : &s->not_full_wake,
                           &s->slock, &q->me, d);
@@ -441,7 +449,7 @@ static void wake_side(crew_queue *q, enum side side, size_t n)
 {
   struct queue_state *s = q->s;
 #ifdef CREW__SLOCK
-  if (q->futex_lock) {
+  if (slocked(q)) {
     crew__slock_wake(side == POPPER ? &s->not_empty_wake : &s->not_full_wake,
                      n);
     return;
@@ -506,7 +514,7 @@ static bool spin_unlocked(crew_queue *q, enum side side, uint64_t spin_ns)
 void crew__queue_own_side(crew_queue *q, bool pusher)
 {
 #ifdef CREW__SLOCK
-  if (!q->futex_lock)
+  if (!slocked(q))
     return;
   lock(q);
   q->owned_side = pusher ? PUSHER + 1 : POPPER + 1;

@@ -159,7 +159,8 @@ void crew__mutex_unlock(crew__mutex *mu)
 
 /* ------------------------------------------------------------- condition */
 
-int crew__cond_init(crew__cond *cv)
+/* A condition variable on CLOCK_MONOTONIC, process-shared if asked. */
+static int cond_init(crew__cond *cv, bool shared)
 {
   pthread_condattr_t attr;
   if (pthread_condattr_init(&attr) != 0)
@@ -167,9 +168,16 @@ int crew__cond_init(crew__cond *cv)
 #ifdef HAVE_PTHREAD_CONDATTR_SETCLOCK
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 #endif
+  if (shared)
+    pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   int rc = pthread_cond_init(&cv->c, &attr);
   pthread_condattr_destroy(&attr);
   return rc == 0 ? 0 : CREW_ENOMEM;
+}
+
+int crew__cond_init(crew__cond *cv)
+{
+  return cond_init(cv, false);
 }
 
 void crew__cond_destroy(crew__cond *cv)
@@ -237,7 +245,6 @@ void crew__spin_yield(void)
 #define SHARED_SLICE_NS (100 * 1000000ull)
 
 #ifdef CREW__SLOCK
-#define CREW__FUTEX 1
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
@@ -265,60 +272,18 @@ static void futex_wake(_Atomic uint32_t *word, int n)
 
 int crew__waitset_init(crew__waitset *ws, bool shared)
 {
-  ws->shared = shared;
-  atomic_init(&ws->wake, 0);
-#ifdef CREW__FUTEX
-  if (shared)
-    return 0;
-#endif
-  pthread_condattr_t attr;
-  if (pthread_condattr_init(&attr) != 0)
-    return CREW_ENOMEM;
-#ifdef HAVE_PTHREAD_CONDATTR_SETCLOCK
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-#endif
-  if (shared)
-    pthread_condattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  int rc = pthread_cond_init(&ws->cond.c, &attr);
-  pthread_condattr_destroy(&attr);
-  return rc == 0 ? 0 : CREW_ENOMEM;
+  return cond_init(&ws->cond, shared);
 }
 
 void crew__waitset_destroy(crew__waitset *ws)
 {
-#ifdef CREW__FUTEX
-  if (ws->shared)
-    return;
-#endif
   crew__cond_destroy(&ws->cond);
 }
 
 int crew__waitset_wait(crew__waitset *ws, crew__mutex *mu, crew__deadline d)
 {
   (void)CREW__HOOK(CREW_TP_WAIT, ws);
-#ifdef CREW__FUTEX
-  if (ws->shared) {
-    crew__assert_held(mu);
-    if (d.at != CREW__NEVER && crew__deadline_passed(d))
-      return CREW_ETIMEDOUT;
-    /* Wakers bump `wake` with the mutex held, so a wake between the unlock
-     * and the sleep changes the word and the sleep returns at once. A
-     * process killed just as it was woken takes that wake-up with it: so
-     * sleep at most SHARED_SLICE_NS, and let the caller look again. */
-    uint32_t seen = atomic_load_explicit(&ws->wake, memory_order_relaxed);
-    crew__deadline slice = crew__deadline_in(SHARED_SLICE_NS);
-    bool sliced = slice.at < d.at;
-    crew__mutex_unlock(mu);
-    int rc = futex_wait(&ws->wake, seen, sliced ? slice : d);
-    if (sliced && rc == CREW_ETIMEDOUT)
-      rc = 0; /* only the slice ended */
-    if (crew__mutex_lock_robust(mu) == CREW__OWNER_DIED)
-      return CREW__OWNER_DIED;
-    return rc;
-  }
-#endif
-  int rc = crew__cond_wait(&ws->cond, mu, d);
-  return rc;
+  return crew__cond_wait(&ws->cond, mu, d);
 }
 
 void crew__waitset_wake(crew__waitset *ws, size_t n)
@@ -326,13 +291,6 @@ void crew__waitset_wake(crew__waitset *ws, size_t n)
   if (n == 0)
     return;
   (void)CREW__HOOK(CREW_TP_WAKE, ws);
-#ifdef CREW__FUTEX
-  if (ws->shared) {
-    atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
-    futex_wake(&ws->wake, n > INT32_MAX ? INT32_MAX : (int)n);
-    return;
-  }
-#endif
   for (size_t i = 0; i < n; i++)
     crew__cond_signal(&ws->cond);
 }
@@ -340,13 +298,6 @@ void crew__waitset_wake(crew__waitset *ws, size_t n)
 void crew__waitset_wake_all(crew__waitset *ws)
 {
   (void)CREW__HOOK(CREW_TP_WAKE, ws);
-#ifdef CREW__FUTEX
-  if (ws->shared) {
-    atomic_fetch_add_explicit(&ws->wake, 1, memory_order_release);
-    futex_wake(&ws->wake, INT32_MAX);
-    return;
-  }
-#endif
   crew__cond_broadcast(&ws->cond);
 }
 

@@ -144,21 +144,15 @@ int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d);
 /* --------------------------------------------------------------- wait sets */
 
 /*
- * Where threads wait for a condition guarded by a mutex. A private wait set
- * is a condition variable. A shared one (for MAP_SHARED memory) is a futex
- * word counting wake-ups: it keeps no state about its waiters, so a process
- * killed while waiting cannot wedge the others (a process-shared condition
- * variable can: glibc's signal, broadcast and destroy then block forever).
- * A process killed just as it was woken takes that wake-up with it, so a
- * shared wait sleeps at most 100 ms at a time and its caller looks again:
- * no waiter sleeps longer than that past a wake-up it should have had.
- * Without futexes, the shared kind falls back to a process-shared condition
- * variable, which has no such guarantee.
+ * Where threads wait for a condition guarded by a crew__mutex: a condition
+ * variable, process-shared when made `shared` (for a CREW_SHARED queue
+ * where there are no futexes; with futexes, shared memory uses
+ * crew__slock and its wait words instead, below, because a process killed
+ * while waiting on a process-shared condition variable can wedge glibc's
+ * signal, broadcast and destroy).
  */
 typedef struct crew__waitset {
-  crew__cond cond;       /* private, and the fallback */
-  _Atomic uint32_t wake; /* shared: bumped by every wake */
-  bool shared;
+  crew__cond cond;
 } crew__waitset;
 
 int crew__waitset_init(crew__waitset *ws, bool shared);
