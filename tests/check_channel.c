@@ -118,6 +118,39 @@ static void shared_signal_init(signal_box *s)
   ck_assert_int_eq(crew_queue_create(&s->posts, 4096, 1, CREW_SHARED), 0);
 }
 
+/* A gate, a signal box and a run counter, process-shared when `shared`
+ * (for tests that run in both modes). */
+static void mode_gate_init(gate *g, bool shared)
+{
+  if (shared)
+    shared_gate_init(g);
+  else
+    gate_init(g);
+}
+
+static void mode_signal_init(signal_box *s, bool shared)
+{
+  if (shared)
+    shared_signal_init(s);
+  else
+    signal_init(s);
+}
+
+static _Atomic uint64_t *counter_new(bool shared)
+{
+  _Atomic uint64_t *c = shared ? shared_map(sizeof *c) : calloc(1, sizeof *c);
+  ck_assert_ptr_nonnull(c);
+  return c;
+}
+
+static void counter_free(_Atomic uint64_t *c, bool shared)
+{
+  if (shared)
+    munmap(c, sizeof *c);
+  else
+    free(c);
+}
+
 static crew_channel *make_channel(void)
 {
   crew_channel *ch = NULL;
@@ -1282,14 +1315,8 @@ static void destroy_in_flight(int mode)
   bool shared = mode == CREW_PROCESSES;
   gate g;
   _Atomic uint64_t *ran;
-  if (shared) {
-    shared_gate_init(&g);
-    ran = shared_map(sizeof *ran);
-  } else {
-    gate_init(&g);
-    ran = calloc(1, sizeof *ran);
-    ck_assert_ptr_nonnull(ran);
-  }
+  mode_gate_init(&g, shared);
+  ran = counter_new(shared);
   atomic_store(ran, 0);
   crew_config cfg;
   crew_config_init(&cfg);
@@ -1321,10 +1348,7 @@ static void destroy_in_flight(int mode)
   crew_pool_destroy(pool); /* drains: every task runs, and resolves */
   ck_assert_uint_eq(load(ran), tasks);
   gate_fini(&g);
-  if (shared)
-    munmap(ran, sizeof *ran);
-  else
-    free(ran);
+  counter_free(ran, shared);
 }
 
 START_TEST(destroy_with_work_in_flight_threads)
@@ -1396,16 +1420,9 @@ static void cancel_watched(int mode)
   gate g;
   signal_box started;
   _Atomic uint64_t *ran;
-  if (shared) {
-    shared_gate_init(&g);
-    shared_signal_init(&started);
-    ran = shared_map(sizeof *ran);
-  } else {
-    gate_init(&g);
-    signal_init(&started);
-    ran = calloc(1, sizeof *ran);
-    ck_assert_ptr_nonnull(ran);
-  }
+  mode_gate_init(&g, shared);
+  mode_signal_init(&started, shared);
+  ran = counter_new(shared);
   atomic_store(ran, 0);
   crew_config cfg;
   crew_config_init(&cfg);
@@ -1444,10 +1461,7 @@ static void cancel_watched(int mode)
   crew_channel_destroy(ch);
   signal_fini(&started);
   gate_fini(&g);
-  if (shared)
-    munmap(ran, sizeof *ran);
-  else
-    free(ran);
+  counter_free(ran, shared);
 }
 
 START_TEST(cancelled_future_completes_as_cancelled_threads)
@@ -1531,16 +1545,9 @@ static void shutdown_cancel(int mode)
   gate g;
   signal_box started;
   _Atomic uint64_t *ran;
-  if (shared) {
-    shared_gate_init(&g);
-    shared_signal_init(&started);
-    ran = shared_map(sizeof *ran);
-  } else {
-    gate_init(&g);
-    signal_init(&started);
-    ran = calloc(1, sizeof *ran);
-    ck_assert_ptr_nonnull(ran);
-  }
+  mode_gate_init(&g, shared);
+  mode_signal_init(&started, shared);
+  ran = counter_new(shared);
   atomic_store(ran, 0);
   crew_config cfg;
   crew_config_init(&cfg);
@@ -1604,10 +1611,7 @@ static void shutdown_cancel(int mode)
   crew_channel_destroy(ch);
   signal_fini(&started);
   gate_fini(&g);
-  if (shared)
-    munmap(ran, sizeof *ran);
-  else
-    free(ran);
+  counter_free(ran, shared);
 }
 
 START_TEST(shutdown_cancel_completes_queued_threads)
@@ -1749,13 +1753,8 @@ static void latency_brackets(int mode)
   struct hooks *h = hooks_make(shared);
   gate g;
   signal_box started;
-  if (shared) {
-    shared_gate_init(&g);
-    shared_signal_init(&started);
-  } else {
-    gate_init(&g);
-    signal_init(&started);
-  }
+  mode_gate_init(&g, shared);
+  mode_signal_init(&started, shared);
   crew_config cfg = latency_cfg(mode, 1, h);
   crew_pool *pool = make_cfg_pool(&cfg);
 
