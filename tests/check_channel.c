@@ -2211,68 +2211,60 @@ END_TEST
 
 /* ================================================================ main */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, timeout);
-  suite_add_tcase(s, tc);
-  return tc;
-}
-
 int main(void)
 {
   Suite *s = suite_create("channel");
-  TCase *tc = tcase(s, "errors", 10);
+  TCase *tc = timed_tcase(s, "errors", 10);
   tcase_add_test(tc, null_arguments);
   tcase_add_test(tc, submit_to_errors_make_no_task);
   tcase_add_test(tc, submit_to_timed_full_queue);
 
-  tc = tcase(s, "fd", 10);
+  tc = timed_tcase(s, "fd", 10);
   tcase_add_test(tc, fd_is_cloexec_and_nonblocking);
   tcase_add_test(tc, fd_readable_exactly_while_completions_wait);
 
-  tc = tcase(s, "order", 10);
+  tc = timed_tcase(s, "order", 10);
   tcase_add_test(tc, completions_come_in_resolution_order);
 
-  tc = tcase(s, "ownership", 10);
+  tc = timed_tcase(s, "ownership", 10);
   tcase_add_test(tc, submit_to_completion_is_the_reference);
   tcase_add_test(tc, watching_a_resolved_future_queues_at_once);
   tcase_add_test(tc, two_channels_and_a_double_watch);
   tcase_add_test(tc, released_at_once_still_arrives);
 
 #ifdef __linux__
-  tc = tcase(s, "epoll", 60);
+  tc = timed_tcase(s, "epoll", 60);
   tcase_add_test(tc, epoll_edge_triggered_threads);
   tcase_add_test(tc, epoll_edge_triggered_processes);
   tcase_add_test(tc, epoll_edge_per_round_threads);
   tcase_add_test(tc, epoll_edge_per_round_processes);
 #endif
 
-  tc = tcase(s, "resolvers", 30);
+  tc = timed_tcase(s, "resolvers", 30);
   tcase_add_test(tc, many_resolving_threads);
   tcase_add_test(tc, concurrent_drainers);
 
-  tc = tcase(s, "wait", 10);
+  tc = timed_tcase(s, "wait", 10);
   tcase_add_test(tc, wait_blocks_until_a_completion);
   tcase_add_test(tc, wait_times_out);
   tcase_add_test(tc, wait_max_zero_and_partial);
 
-  tc = tcase(s, "pending", 10);
+  tc = timed_tcase(s, "pending", 10);
   tcase_add_test(tc, pending_counts_watched_and_not_drained);
 
-  tc = tcase(s, "destroy", 10);
+  tc = timed_tcase(s, "destroy", 10);
   tcase_add_test(tc, destroy_with_work_in_flight_threads);
   tcase_add_test(tc, destroy_with_work_in_flight_processes);
   tcase_add_test(tc, destroy_with_completions_undrained);
   tcase_add_test(tc, destroy_unused);
 
-  tc = tcase(s, "cancel", 10);
+  tc = timed_tcase(s, "cancel", 10);
   tcase_add_test(tc, cancelled_future_completes_as_cancelled_threads);
   tcase_add_test(tc, cancelled_future_completes_as_cancelled_processes);
   tcase_add_test(tc, shutdown_cancel_completes_queued_threads);
   tcase_add_test(tc, shutdown_cancel_completes_queued_processes);
 
-  tc = tcase(s, "latency", 20);
+  tc = timed_tcase(s, "latency", 20);
   tcase_add_test(tc, latency_errors);
   tcase_add_test(tc, latency_brackets_threads);
   tcase_add_test(tc, latency_brackets_processes);
@@ -2281,7 +2273,7 @@ int main(void)
   tcase_add_test(tc, latency_counts_tasks_not_map_items_threads);
   tcase_add_test(tc, latency_counts_tasks_not_map_items_processes);
 
-  tc = tcase(s, "hooks", 20);
+  tc = timed_tcase(s, "hooks", 20);
   tcase_add_test(tc, hooks_once_per_task_threads);
   tcase_add_test(tc, hooks_once_per_task_processes);
   tcase_add_test(tc, hooks_around_a_task_run_by_a_waiting_worker);

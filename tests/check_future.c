@@ -1791,47 +1791,39 @@ END_TEST
 
 /* ================================================================= main */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, timeout);
-  suite_add_tcase(s, tc);
-  return tc;
-}
-
 int main(void)
 {
   Suite *s = suite_create("future");
-  TCase *tc = tcase(s, "args", 10);
+  TCase *tc = timed_tcase(s, "args", 10);
   tcase_add_test(tc, null_future_is_einval);
   tcase_add_test(tc, get_larger_than_output_fails_without_waiting);
   tcase_add_test(tc, get_null_out_with_size_is_einval);
   tcase_add_test(tc, on_done_null_callback_is_einval);
 
-  tc = tcase(s, "results", 10);
+  tc = timed_tcase(s, "results", 10);
   tcase_add_test(tc, wait_returns_the_task_status);
   tcase_add_test(tc, get_copies_the_output);
   tcase_add_test(tc, get_copies_a_prefix);
   tcase_add_test(tc, get_leaves_out_untouched_when_cancelled);
 
-  tc = tcase(s, "timed", 10);
+  tc = timed_tcase(s, "timed", 10);
   tcase_add_test(tc, wait_timed_times_out_while_parked);
   tcase_add_test(tc, get_timed_times_out_and_leaves_out_untouched);
   tcase_add_test(tc, wait_timed_zero_polls);
   tcase_add_test(tc, wait_timed_forever_waits);
   tcase_add_test(tc, status_and_done_follow_resolution);
 
-  tc = tcase(s, "cancel", 10);
+  tc = timed_tcase(s, "cancel", 10);
   tcase_add_test(tc, cancel_a_queued_task);
   tcase_add_test(tc, cancel_a_running_task_is_busy);
   tcase_add_test(tc, cancel_a_completed_future_is_busy);
   tcase_add_test(tc, cancel_twice);
   tcase_add_test(tc, cancel_wakes_the_waiters_of_the_only_queued_task);
 
-  tc = tcase(s, "cancel_race", 30);
+  tc = timed_tcase(s, "cancel_race", 30);
   tcase_add_test(tc, cancel_races_with_the_workers);
 
-  tc = tcase(s, "on_done", 10);
+  tc = timed_tcase(s, "on_done", 10);
   tcase_add_test(tc, on_done_callbacks_run_once_in_order);
   tcase_add_test(tc, on_done_after_resolution_runs_at_once_in_the_caller);
   tcase_add_test(tc, on_done_right_after_wait_runs_at_once);
@@ -1844,7 +1836,7 @@ int main(void)
   tcase_add_test(tc, on_done_may_cancel_another_future);
   tcase_add_test(tc, on_done_added_by_a_callback_runs_after_it);
 
-  tc = tcase(s, "wait_any", 10);
+  tc = timed_tcase(s, "wait_any", 10);
   tcase_add_test(tc, wait_any_argument_errors);
   tcase_add_test(tc, wait_any_returns_the_lowest_resolved_index);
   tcase_add_test(tc, wait_any_wakes_for_the_gate_opened);
@@ -1852,28 +1844,28 @@ int main(void)
   tcase_add_test(tc, wait_any_timeout_leaves_index_untouched);
   tcase_add_test(tc, wait_any_returns_zero_whatever_the_status);
 
-  tc = tcase(s, "wait_all", 10);
+  tc = timed_tcase(s, "wait_all", 10);
   tcase_add_test(tc, wait_all_argument_errors);
   tcase_add_test(tc, wait_all_with_completed_failed_and_cancelled);
   tcase_add_test(tc, wait_all_times_out_while_one_is_parked);
   tcase_add_test(tc, wait_all_many_futures);
 
-  tc = tcase(s, "waiters", 10);
+  tc = timed_tcase(s, "waiters", 10);
   tcase_add_test(tc, many_waiters_all_wake);
   tcase_add_test(tc, short_timed_waiter_among_others);
 
-  tc = tcase(s, "nested", 10);
+  tc = timed_tcase(s, "nested", 10);
   tcase_add_test(tc, nested_wait_on_one_worker);
   tcase_add_test(tc, nested_wait_any_and_all_on_one_worker);
   tcase_add_test(tc, nested_chain_of_ten_on_one_worker);
   tcase_add_test(tc, nested_submit_to_a_full_queue_runs_inline);
 
-  tc = tcase(s, "lifetime", 10);
+  tc = timed_tcase(s, "lifetime", 10);
   tcase_add_test(tc, released_future_task_still_runs);
   tcase_add_test(tc, future_outlives_its_pool);
   tcase_add_test(tc, cancelled_future_outlives_its_pool);
 
-  tc = tcase(s, "input", 10);
+  tc = timed_tcase(s, "input", 10);
   tcase_add_test(tc, input_is_copied_at_submit);
   tcase_add_test(tc, large_input_with_no_output);
   tcase_add_test(tc, empty_input_gives_the_task_null);

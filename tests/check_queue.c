@@ -1730,19 +1730,11 @@ END_TEST
 
 /* ==================================================================== main */
 
-static TCase *tcase(Suite *s, const char *name, double timeout)
-{
-  TCase *tc = tcase_create(name);
-  tcase_set_timeout(tc, timeout);
-  suite_add_tcase(s, tc);
-  return tc;
-}
-
 int main(void)
 {
   Suite *s = suite_create("queue");
 
-  TCase *tc = tcase(s, "errors", 2);
+  TCase *tc = timed_tcase(s, "errors", 2);
   tcase_add_test(tc, create_with_null_q_is_einval);
   tcase_add_test(tc, create_with_zero_capacity_is_einval);
   tcase_add_test(tc, create_with_zero_item_size_is_einval);
@@ -1755,7 +1747,7 @@ int main(void)
   tcase_add_test(tc, null_queue_accessors_and_no_ops);
   tcase_add_test(tc, destroy_frees_a_queue_with_items_in_it);
 
-  tc = tcase(s, "fifo", 3);
+  tc = timed_tcase(s, "fifo", 3);
   tcase_add_loop_test(tc, fifo_by_value_for_item_sizes, 0,
                       sizeof item_sizes / sizeof item_sizes[0]);
   tcase_add_test(tc, fifo_with_capacity_one);
@@ -1763,7 +1755,7 @@ int main(void)
                       sizeof capacities / sizeof capacities[0]);
   tcase_add_test(tc, timeout_zero_polls);
 
-  tc = tcase(s, "timeouts", 3);
+  tc = timed_tcase(s, "timeouts", 3);
   tcase_add_test(tc, timed_pop_times_out_no_earlier_than_asked);
   tcase_add_test(tc, timed_push_times_out_no_earlier_than_asked);
   tcase_add_loop_test(tc, long_timed_pop_waits_and_is_woken_by_a_push, 0,
@@ -1772,19 +1764,19 @@ int main(void)
                       N_LONG_TIMEOUTS);
   tcase_add_test(tc, blocking_pop_is_woken_by_a_push);
 
-  tc = tcase(s, "close", 3);
+  tc = timed_tcase(s, "close", 3);
   tcase_add_test(tc, close_rejects_pushes_and_drains_in_order);
   tcase_add_test(tc, close_of_a_full_queue_rejects_pushes_not_times_out);
   tcase_add_test(tc, close_wakes_every_blocked_popper);
   tcase_add_test(tc, close_wakes_every_blocked_pusher);
 
-  tc = tcase(s, "wakeups", 3);
+  tc = timed_tcase(s, "wakeups", 3);
   tcase_add_test(tc, one_push_wakes_exactly_one_of_three_poppers);
   tcase_add_test(tc, a_batch_of_two_wakes_exactly_two_of_three_poppers);
   tcase_add_test(tc, one_pop_releases_exactly_one_of_two_pushers);
   tcase_add_test(tc, a_batch_pop_of_two_releases_exactly_two_of_three_pushers);
 
-  tc = tcase(s, "batches", 3);
+  tc = timed_tcase(s, "batches", 3);
   tcase_add_test(tc, push_many_that_fits_pushes_all);
   tcase_add_test(tc, push_many_with_timeout_zero_pushes_what_fits);
   tcase_add_test(tc, push_many_of_zero_items_pushes_nothing);
@@ -1797,7 +1789,7 @@ int main(void)
   tcase_add_test(tc, pop_many_of_zero_takes_nothing);
   tcase_add_test(tc, batches_wrap_the_ring);
 
-  tc = tcase(s, "concurrency", 20);
+  tc = timed_tcase(s, "concurrency", 20);
   tcase_add_loop_test(tc, mpmc_blocking_every_item_once_in_order, 0, N_MPMC);
   tcase_add_loop_test(tc, mpmc_mixed_calls_every_item_once_in_order, 0, N_MPMC);
   tcase_add_test(tc, ping_pong_through_capacity_one);

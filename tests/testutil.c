@@ -151,3 +151,11 @@ void wait_pool_workers(crew_pool *pool, size_t n)
   }
   ck_abort_msg("the pool has %zu workers after 10 s, not %zu", st.workers, n);
 }
+
+TCase *timed_tcase(Suite *s, const char *name, double timeout_s)
+{
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, timeout_s);
+  suite_add_tcase(s, tc);
+  return tc;
+}

@@ -102,6 +102,9 @@ void assert_pool_settled(crew_pool *pool);
 /* Poll (bounded, 10 s) until the pool has n workers alive. */
 void wait_pool_workers(crew_pool *pool, size_t n);
 
+/* A TCase named `name` with the given timeout, added to s. */
+TCase *timed_tcase(Suite *s, const char *name, double timeout_s);
+
 /* Run a suite in Check's fork mode; returns the process exit status. */
 int run_suite(Suite *s);
 
