@@ -38,9 +38,9 @@
  * with exactly that room and, when its last reference goes, kept on its
  * pool's cache (a free list under the cache's own spin lock, at most
  * CACHE_MAX long: the pool keeps the memory of its busiest moment) with its
- * mutex still initialised, for the next submit to take. The cache holds a
- * reference per future taken from it and one for the pool, so it outlives
- * whichever goes last.
+ * mutex still initialised, for the next submit to take. The cache counts
+ * the futures out of it under the same lock, so it outlives its pool: the
+ * pool orphans it, and the last future to come back frees it.
  */
 #include "config.h"
 
@@ -121,9 +121,11 @@ static int load_state(const crew_future *f)
 
 struct crew__future_cache {
   crew__spinlock lock;
-  crew_future *free; /* guarded by lock */
-  size_t nfree;      /* guarded by lock */
-  _Atomic size_t refs;
+  /* Guarded by lock: */
+  crew_future *free; /* freed futures, ready for reuse */
+  size_t nfree;
+  size_t out;    /* futures taken from the cache and not yet back */
+  bool orphaned; /* the pool is gone: the last future back frees it all */
 };
 
 int crew__future_cache_create(struct crew__future_cache **cp)
@@ -131,18 +133,14 @@ int crew__future_cache_create(struct crew__future_cache **cp)
   struct crew__future_cache *c = crew__malloc(sizeof *c);
   if (c == NULL)
     return CREW_ENOMEM;
-  c->lock = (crew__spinlock)CREW__SPINLOCK_INIT;
-  c->free = NULL;
-  c->nfree = 0;
-  atomic_init(&c->refs, 1);
+  *c = (struct crew__future_cache){.lock = CREW__SPINLOCK_INIT};
   *cp = c;
   return 0;
 }
 
-static void cache_unref(struct crew__future_cache *c)
+/* Free c and what it keeps: nobody holds a future from it any more. */
+static void cache_free(struct crew__future_cache *c)
 {
-  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-    return;
   for (crew_future *f = c->free, *next; f != NULL; f = next) {
     next = f->next_free;
     crew__mutex_destroy(&f->lock);
@@ -153,14 +151,22 @@ static void cache_unref(struct crew__future_cache *c)
 
 void crew__future_cache_release(struct crew__future_cache *c)
 {
-  if (c != NULL)
-    cache_unref(c);
+  if (c == NULL)
+    return;
+  crew__spin_lock(&c->lock);
+  c->orphaned = true;
+  bool last = c->out == 0;
+  crew__spin_unlock(&c->lock);
+  if (last)
+    cache_free(c);
 }
 
-/* A recycled future from c (its lock initialised), or NULL. */
+/* Count one future out of c, and take a recycled one (its lock initialised)
+ * if there is one; NULL: the caller makes a new one. */
 static crew_future *cache_take(struct crew__future_cache *c)
 {
   crew__spin_lock(&c->lock);
+  c->out++;
   crew_future *f = c->free;
   if (f != NULL) {
     c->free = f->next_free;
@@ -170,19 +176,27 @@ static crew_future *cache_take(struct crew__future_cache *c)
   return f;
 }
 
-/* Keep f on its cache; false if the cache is full. */
-static bool cache_put(crew_future *f)
+/* Give back a future counted out of c: keep f (if not NULL) for reuse
+ * unless the cache is full or orphaned, in which case free it; free the
+ * cache too if it was orphaned and this was its last future. */
+static void cache_give_back(struct crew__future_cache *c, crew_future *f)
 {
-  struct crew__future_cache *c = f->cache;
   crew__spin_lock(&c->lock);
-  bool kept = c->nfree < CACHE_MAX;
+  c->out--;
+  bool kept = f != NULL && !c->orphaned && c->nfree < CACHE_MAX;
   if (kept) {
     f->next_free = c->free;
     c->free = f;
     c->nfree++;
   }
+  bool last = c->orphaned && c->out == 0;
   crew__spin_unlock(&c->lock);
-  return kept;
+  if (f != NULL && !kept) {
+    crew__mutex_destroy(&f->lock);
+    free(f);
+  }
+  if (last)
+    cache_free(c);
 }
 
 static size_t round_up(size_t n, size_t to)
@@ -206,15 +220,16 @@ int crew__future_create(crew_future **fp, crew_pool *pool, crew_fn fn,
   if (f == NULL) {
     size_t room = cache != NULL ? CACHED_ROOM : in_room + out_size;
     f = crew__malloc(sizeof *f + room);
-    if (f == NULL)
-      return CREW_ENOMEM;
-    if (crew__mutex_init(&f->lock) != 0) {
+    if (f != NULL && crew__mutex_init(&f->lock) != 0) {
       free(f);
+      f = NULL;
+    }
+    if (f == NULL) {
+      if (cache != NULL)
+        cache_give_back(cache, NULL);
       return CREW_ENOMEM;
     }
   }
-  if (cache != NULL)
-    atomic_fetch_add_explicit(&cache->refs, 1, memory_order_relaxed);
   f->cache = cache;
   atomic_init(&f->state, QUEUED);
   atomic_init(&f->refs, 2);
@@ -244,13 +259,12 @@ static void future_free(crew_future *f)
   crew__assert(f->waiters == NULL && f->callbacks == NULL);
   if (f->cv_ready)
     crew__cond_destroy(&f->resolved_cv);
-  struct crew__future_cache *cache = f->cache;
-  if (cache == NULL || !cache_put(f)) {
-    crew__mutex_destroy(&f->lock);
-    free(f);
+  if (f->cache != NULL) {
+    cache_give_back(f->cache, f);
+    return;
   }
-  if (cache != NULL)
-    cache_unref(cache);
+  crew__mutex_destroy(&f->lock);
+  free(f);
 }
 
 void crew__future_discard(crew_future *f)
