@@ -70,8 +70,11 @@ void crew__queue_forget_waiters(crew_queue *q);
  */
 void crew__queue_own_side(crew_queue *q, bool pusher);
 
-/* Whether this process found the queue's shared state corrupt. */
+/* Whether this process found the queue's shared state corrupt (so far). */
 bool crew__queue_broken(const crew_queue *q);
+
+/* Check the queue's shared state now (under its lock); whether corrupt. */
+bool crew__queue_verify(crew_queue *q);
 
 /*
  * crew_queue_pop_timed, spinning up to spin_ns (0 or CREW_IDLE_SPIN_OFF:

@@ -1070,12 +1070,11 @@ static void server_died(struct crew__procpool *pp)
   }
 }
 
-/* Whether the task queue's shared counters still agree with this process's
- * (crew_queue_size takes its lock and checks them): else break the pool. */
+/* Whether the task queue's shared counters still agree with this process's:
+ * else break the pool. */
 static void check_tasks(struct crew__procpool *pp)
 {
-  (void)crew_queue_size(pp->tasks);
-  if (crew__queue_broken(pp->tasks))
+  if (crew__queue_verify(pp->tasks))
     atomic_store(&pp->corrupt, true);
 }
 

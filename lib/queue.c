@@ -532,6 +532,14 @@ bool crew__queue_broken(const crew_queue *q)
   return atomic_load_explicit(&q->broken, memory_order_relaxed);
 }
 
+bool crew__queue_verify(crew_queue *q)
+{
+  lock(q);
+  bool broken = corrupt(q);
+  unlock(q);
+  return broken;
+}
+
 void crew__queue_forget_waiters(crew_queue *q)
 {
   lock(q);
