@@ -126,37 +126,35 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *v)
 static int parse_options(int argc, char **argv, struct options *o)
 {
   *o = (struct options){.drain_ms = 10000};
+  unsigned long port = 0, workers = 0, queue = 0;
+  struct {
+    const char *name;
+    unsigned long *v, max;
+  } nums[] = {
+      {"--port", &port, 65535},
+      {"--workers", &workers, CREW_WORKERS_MAX},
+      {"--queue", &queue, 1ul << 24},
+      {"--drain-ms", &o->drain_ms, 1ul << 31},
+  };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    unsigned long v = 0;
-    bool takes = strcmp(a, "--port") == 0 || strcmp(a, "--workers") == 0 ||
-                 strcmp(a, "--queue") == 0 || strcmp(a, "--drain-ms") == 0;
-    if (takes) {
-      unsigned long max = strcmp(a, "--port") == 0      ? 65535
-                          : strcmp(a, "--workers") == 0 ? CREW_WORKERS_MAX
-                          : strcmp(a, "--queue") == 0   ? 1ul << 24
-                                                        : 1ul << 31;
-      if (i + 1 >= argc || !parse_num(argv[i + 1], max, &v)) {
-        fprintf(stderr, "server: %s needs a number (at most %lu)\n", a, max);
+    size_t k = 0;
+    while (k < sizeof nums / sizeof nums[0] && strcmp(a, nums[k].name) != 0)
+      k++;
+    if (k < sizeof nums / sizeof nums[0]) {
+      if (i + 1 >= argc || !parse_num(argv[i + 1], nums[k].max, nums[k].v)) {
+        fprintf(stderr, "server: %s needs a number (at most %lu)\n", a,
+                nums[k].max);
         return 2;
       }
       i++;
-    }
-    if (strcmp(a, "--port") == 0)
-      o->port = (unsigned)v;
-    else if (strcmp(a, "--workers") == 0)
-      o->workers = v;
-    else if (strcmp(a, "--queue") == 0)
-      o->queue = v;
-    else if (strcmp(a, "--drain-ms") == 0)
-      o->drain_ms = v;
-    else if (strcmp(a, "--processes") == 0)
+    } else if (strcmp(a, "--processes") == 0) {
       o->processes = true;
-    else if (strcmp(a, "--inline") == 0)
+    } else if (strcmp(a, "--inline") == 0) {
       o->inline_work = true;
-    else if (strcmp(a, "--stats") == 0)
+    } else if (strcmp(a, "--stats") == 0) {
       o->stats = true;
-    else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
     } else {
@@ -165,6 +163,9 @@ static int parse_options(int argc, char **argv, struct options *o)
       return 2;
     }
   }
+  o->port = (unsigned)port;
+  o->workers = workers;
+  o->queue = queue;
   if (o->processes && o->inline_work) {
     fprintf(stderr, "server: --processes and --inline exclude each other\n");
     return 2;
