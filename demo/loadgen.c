@@ -7,10 +7,16 @@
  *   demo/loadgen --port N --connections 32 --requests 1000 --rounds 600
  *
  * Prints requests, correct, wrong, missing, errors (connection failures),
- * refused, duration, throughput and latency percentiles (send to answer, per
- * request), one "name: value" a line. Exits 1 if any answer was wrong or
- * missing (sent, but the server closed the connection or time ran out
- * before it answered) or any connection failed, 0 otherwise.
+ * refused, the requests the server declined by its limits (one count per
+ * reason, below), duration, throughput and latency percentiles (send to
+ * answer, per request), one "name: value" a line. Exits 1 if any answer was
+ * wrong or missing (sent, but the server closed the connection or time ran
+ * out before it answered) or any connection failed, 0 otherwise.
+ *
+ * Declined requests (demo/hashwork.h) are neither correct nor wrong, and
+ * each is checked as far as the client can: too_costly ("ERR request too
+ * costly (max N)") only if the request's hw_cost() is above N (else the
+ * answer is wrong).
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request
@@ -24,7 +30,8 @@
  * --protocol-check: instead of load, run a script of protocol exchanges
  * (PING, errors, pipelining, split lines, CRLF, half-close, the longest
  * line and one byte more, more pipelined requests than the server holds
- * unanswered per connection) and check each answer.
+ * unanswered per connection, the costliest request the syntax allows) and
+ * check each answer.
  */
 #define _GNU_SOURCE
 
@@ -190,6 +197,29 @@ static void make_payload(char *out, size_t n, unsigned k)
 
 /* ---------------------------------------------------------------- load */
 
+/* Why the server declined a request it was right to decline. */
+enum decline { DECLINE_COSTLY, DECLINE_KINDS };
+
+static const char *const decline_names[DECLINE_KINDS] = {"too_costly"};
+
+/* Whether the answer line is a legitimate refusal of a request of this
+ * cost, and which: -1 if it is not one. */
+static int declined(const char *line, size_t len, uint64_t cost)
+{
+  static const char costly[] = "ERR request too costly (max ";
+  size_t n = sizeof costly - 1;
+  if (len > n + 1 && memcmp(line, costly, n) == 0 && line[len - 1] == ')') {
+    uint64_t max = 0;
+    for (size_t i = n; i < len - 1; i++) {
+      if (line[i] < '0' || line[i] > '9' || max > UINT64_MAX / 10 - 1)
+        return -1;
+      max = max * 10 + (uint64_t)(line[i] - '0');
+    }
+    return cost > max ? DECLINE_COSTLY : -1;
+  }
+  return -1;
+}
+
 enum cstate { C_CONNECTING, C_OPEN, C_DONE };
 
 struct lconn {
@@ -216,6 +246,7 @@ struct load {
   uint64_t *lat;      /* send-to-answer times, one per answer */
   unsigned long nlat;
   unsigned long sent, correct, wrong, missing, errors, refused;
+  unsigned long declined[DECLINE_KINDS]; /* by enum decline */
   unsigned long wrong_shown;
   bool progress_done;
 };
@@ -313,8 +344,13 @@ static void take_answer(struct load *L, struct lconn *c, const char *line,
   uint64_t d;
   uint64_t want =
       L->expected[(c->index * o->requests + c->answered) % PAYLOADS];
+  int why;
   if (hw_parse_digest(line, len, &d) && d == want) {
     L->correct++;
+  } else if ((why = declined(line, len,
+                             hw_cost((unsigned)o->rounds, o->payload_bytes))) >=
+             0) {
+    L->declined[why]++;
   } else {
     L->wrong++;
     if (L->wrong_shown++ < 5)
@@ -538,6 +574,11 @@ static int run_load(struct load *L)
   printf("missing: %lu\n", L->missing);
   printf("errors: %lu\n", L->errors);
   printf("refused: %lu\n", L->refused);
+  unsigned long declined_all = 0;
+  for (int k = 0; k < DECLINE_KINDS; k++) {
+    printf("%s: %lu\n", decline_names[k], L->declined[k]);
+    declined_all += L->declined[k];
+  }
   printf("duration_s: %.3f\n", secs);
   printf("throughput_rps: %.0f\n", secs > 0 ? (double)L->nlat / secs : 0);
   printf("latency_p50_us: %.1f\n", pct_us(L->lat, L->nlat, 0.50));
@@ -551,7 +592,7 @@ static int run_load(struct load *L)
     free(L->conns[i].out);
   }
   bool ok = L->wrong == 0 && L->missing == 0 && L->errors == 0 &&
-            L->correct == L->sent;
+            L->correct + declined_all == L->sent;
   return ok ? 0 : 1;
 }
 
@@ -638,6 +679,18 @@ static void pc_expect_eof(int fd, const char *what)
   char buf[256];
   if (pc_line(fd, buf, sizeof buf) >= 0)
     pc_fail(what, buf, "<end of stream>");
+}
+
+/* The next answer must decline a request of this cost, for this reason. */
+static void pc_expect_declined(int fd, const char *what, uint64_t cost,
+                               enum decline why)
+{
+  char buf[256];
+  long n = pc_line(fd, buf, sizeof buf);
+  if (n < 0)
+    snprintf(buf, sizeof buf, "<end of stream>");
+  if (n < 0 || declined(buf, (size_t)n, cost) != (int)why)
+    pc_fail(what, buf, decline_names[why]);
 }
 
 static void digest_of(const char *payload, unsigned rounds, char out[17])
@@ -750,6 +803,26 @@ static int run_protocol_check(unsigned port)
   pc_expect(fd, "PING after another client left", "PONG");
   close(fd);
   printf("%s: a client leaving mid-request does not disturb others\n",
+         failures > before ? "FAIL" : "ok");
+
+  /* 7: the costliest request the syntax allows (over a minute of CPU) is
+   * declined at once, within the receive timeout, and the connection goes
+   * on. */
+  before = failures;
+  line = malloc(HW_LINE_MAX + 1);
+  memcpy(line, "HASH 1000000 ", 13);
+  memset(line + 13, 'c', HW_LINE_MAX - 13);
+  line[HW_LINE_MAX] = '\n';
+  fd = pc_connect(port);
+  pc_send(fd, line, HW_LINE_MAX + 1);
+  pc_send(fd, "PING\n", 5);
+  pc_expect_declined(fd, "HASH 1000000 <65523 bytes>",
+                     hw_cost(1000000, HW_LINE_MAX - 13), DECLINE_COSTLY);
+  pc_expect(fd, "PING after a declined HASH", "PONG");
+  close(fd);
+  free(line);
+  printf("%s: the costliest HASH is declined at once, the connection goes "
+         "on\n",
          failures > before ? "FAIL" : "ok");
 
   printf("protocol check: %s\n", failures ? "FAILED" : "passed");

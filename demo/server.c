@@ -10,7 +10,9 @@
  *
  * The protocol (demo/hashwork.h): "HASH <rounds> <payload>" answers the 16
  * hex digits of hashwork(payload, rounds), "PING" answers "PONG", anything
- * else "ERR <reason>". demo/loadgen drives it and checks every answer.
+ * else "ERR <reason>". A well-formed HASH may also be declined by one of
+ * the limits below: "ERR request too costly (max N)". demo/loadgen drives
+ * it and checks every answer.
  *
  * Design:
  *  - Order: a client may pipeline requests; answers go back in request
@@ -43,9 +45,15 @@
  *    server closes. One that goes away (a reset, a failed send) is closed
  *    at once; the records of its running requests stay until their
  *    completions come back (crew_submit_to gives no future to cancel).
- *  - Limits: a line holds at most HW_LINE_MAX bytes; nothing bounds the
- *    cost of one request beyond HW_ROUNDS_MAX rounds of such a payload
- *    (seconds of CPU: a demo, not a hardened service).
+ *  - Limits, each with what the client is told:
+ *    - A line holds at most HW_LINE_MAX bytes: "ERR line too long (max
+ *      65536 bytes)", then the connection is closed.
+ *    - A HASH may cost at most --max-cost (default 100,000,000) bytes
+ *      hashed, hw_cost() = rounds * (payload bytes + 8), about 0.1 s of
+ *      CPU: a costlier one is answered "ERR request too costly (max N)"
+ *      at once and never runs; the connection goes on. Without the bound
+ *      the syntax allows over a minute of CPU per request, and a few such
+ *      requests hold every worker.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -56,6 +64,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -76,6 +85,14 @@
 #define EVENTS_MAX   64
 #define DRAIN_BATCH  64
 
+/* The limits' defaults (see "Limits" above, and --help). */
+#define DEFAULT_MAX_COST 100000000ul /* about 0.1 s of CPU */
+/* The costliest request the syntax allows (as an unsigned long). */
+#define COST_ALL                                                               \
+  ((uint64_t)HW_ROUNDS_MAX * (HW_LINE_MAX + 8) < ULONG_MAX                     \
+       ? (unsigned long)((uint64_t)HW_ROUNDS_MAX * (HW_LINE_MAX + 8))          \
+       : ULONG_MAX)
+
 /* -------------------------------------------------------------- options */
 
 struct options {
@@ -86,6 +103,7 @@ struct options {
   bool inline_work; /* no pool: hash on the loop thread */
   bool stats;
   unsigned long drain_ms;
+  unsigned long max_cost; /* the most hw_cost() a HASH may have */
 };
 
 static void usage(FILE *f)
@@ -106,6 +124,11 @@ static void usage(FILE *f)
           "                 (a full queue stops reading from clients)\n"
           "  --drain-ms N   on SIGINT/SIGTERM, serve open connections at most\n"
           "                 N ms more (default 10000), then close them\n"
+          "  --max-cost N   the most a HASH may cost, in bytes hashed:\n"
+          "                 rounds * (payload bytes + 8); default "
+          "100000000\n"
+          "                 (about 0.1 s of CPU). A costlier one gets \"ERR\n"
+          "                 request too costly (max N)\"\n"
           "  --stats        at exit, print the pool's counters and task\n"
           "                 latencies\n"
           "  --help         this text\n"
@@ -125,16 +148,17 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *v)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-  *o = (struct options){.drain_ms = 10000};
+  *o = (struct options){.drain_ms = 10000, .max_cost = DEFAULT_MAX_COST};
   unsigned long port = 0, workers = 0, queue = 0;
   struct {
     const char *name;
-    unsigned long *v, max;
+    unsigned long *v, min, max;
   } nums[] = {
-      {"--port", &port, 65535},
-      {"--workers", &workers, CREW_WORKERS_MAX},
-      {"--queue", &queue, 1ul << 24},
-      {"--drain-ms", &o->drain_ms, 1ul << 31},
+      {"--port", &port, 0, 65535},
+      {"--workers", &workers, 0, CREW_WORKERS_MAX},
+      {"--queue", &queue, 0, 1ul << 24},
+      {"--drain-ms", &o->drain_ms, 0, 1ul << 31},
+      {"--max-cost", &o->max_cost, 1, COST_ALL},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -142,9 +166,10 @@ static int parse_options(int argc, char **argv, struct options *o)
     while (k < sizeof nums / sizeof nums[0] && strcmp(a, nums[k].name) != 0)
       k++;
     if (k < sizeof nums / sizeof nums[0]) {
-      if (i + 1 >= argc || !parse_num(argv[i + 1], nums[k].max, nums[k].v)) {
-        fprintf(stderr, "server: %s needs a number (at most %lu)\n", a,
-                nums[k].max);
+      if (i + 1 >= argc || !parse_num(argv[i + 1], nums[k].max, nums[k].v) ||
+          *nums[k].v < nums[k].min) {
+        fprintf(stderr, "server: %s needs a number in %lu..%lu\n", a,
+                nums[k].min, nums[k].max);
         return 2;
       }
       i++;
@@ -239,6 +264,7 @@ struct server {
   char *scratch; /* a task's input, built here */
   /* counters for --stats */
   uint64_t accepted, hashes, pings, errors, pauses;
+  uint64_t too_costly; /* of errors: HASH refused by --max-cost */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -459,6 +485,16 @@ static bool handle_line(struct server *s, struct conn *c, const char *line,
       s->errors++;
       snprintf(text, sizeof text, "ERR %s", q.reason);
     }
+    if (!answer_now(c, text))
+      c->fatal = true;
+    return !c->fatal;
+  }
+  if (hw_cost(q.rounds, q.len) > s->opt.max_cost) { /* never runs */
+    char text[ANSWER_MAX];
+    snprintf(text, sizeof text, "ERR request too costly (max %lu)",
+             s->opt.max_cost);
+    s->errors++;
+    s->too_costly++;
     if (!answer_now(c, text))
       c->fatal = true;
     return !c->fatal;
@@ -828,6 +864,7 @@ static void print_stats(struct server *s)
          (unsigned long long)s->accepted, (unsigned long long)s->hashes,
          (unsigned long long)s->pings, (unsigned long long)s->errors,
          (unsigned long long)s->pauses);
+  printf("limits: %llu too costly\n", (unsigned long long)s->too_costly);
   if (s->pool == NULL)
     return;
   crew_stats st;

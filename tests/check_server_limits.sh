@@ -1,0 +1,241 @@
+#!/bin/sh
+# The server demo's limits (demo/server.c, "Limits"), each driven to its
+# edge by scripted clients that check the exact answers:
+#  - cost: a HASH at --max-cost is served, one byte or round more gets
+#    "ERR request too costly (max N)", and the connection goes on; by
+#    default the costliest request the syntax allows is declined at once.
+# Linux only (epoll, signalfd); the clients are Python 3. Skipped (77)
+# where either is missing.
+set -u
+
+case $(uname -s) in
+Linux) ;;
+*)
+  echo "the server demo needs Linux (epoll, signalfd): skipped"
+  exit 77
+  ;;
+esac
+for tool in python3; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "$tool not found: skipped"
+    exit 77
+  }
+done
+
+b=${top_builddir:-.}
+[ -x "$b/demo/server" ] || {
+  echo "demo/server not built"
+  exit 99
+}
+
+exec python3 - "$b/demo/server" <<'EOF'
+import os, re, signal, socket, subprocess, sys, threading, time, traceback
+
+SERVER = sys.argv[1]
+servers = []  # of the check running now: shown if it fails
+
+
+class Fail(Exception):
+    pass
+
+
+# ------------------------------------------------------------ the server
+
+
+class Server:
+    """demo/server on a free port, its output collected line by line."""
+
+    def __init__(self, name, args, prefix=()):
+        self.name = name
+        servers.append(self)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            list(prefix) + [SERVER, "--port", "0"] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        m = self.wait_line(r"^listening on 127\.0\.0\.1:(\d+)$", 20)
+        self.port = int(m.group(1))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)  # end of output
+            self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout):
+        """The first output line matching pattern, waiting at most timeout
+        seconds; fails at once if the server's output ends first."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if line is not None and re.search(pattern, line):
+                        return re.search(pattern, line)
+                if None in self.lines:
+                    raise Fail(f"{self.name}: server ended before '{pattern}'")
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise Fail(f"{self.name}: no '{pattern}' after {timeout} s")
+                self.cond.wait(left)
+
+    def signal(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail(f"{self.name}: server still running after {timeout} s")
+        self.reader.join(5)
+        if rc != 0:
+            raise Fail(f"{self.name}: server exited {rc}")
+
+    def stop(self):
+        self.signal()
+        self.wait_exit(20)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self):
+        with self.cond:
+            return "\n".join(l for l in self.lines if l is not None)
+
+
+# -------------------------------------------------------------- clients
+
+
+class Client:
+    """One connection, read line by line with a deadline on every read."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def line(self):
+        """The next line without its newline; None at the end of stream (a
+        reset after the last byte counts as the end too)."""
+        while b"\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def expect(self, what, want):
+        got = self.line()
+        if got != want:
+            raise Fail(f"{what}: got {got!r}, expected {want!r}")
+
+    def expect_closed(self, what):
+        got = self.line()
+        if got is not None:
+            raise Fail(f"{what}: got {got!r}, expected the end of stream")
+        if self.buf:
+            raise Fail(f"{what}: {self.buf!r} before the end of stream")
+
+    def close(self):
+        self.sock.close()
+
+
+def hashwork(payload, rounds):
+    """demo/hashwork.h's hashwork(), for small costs."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    mask = (1 << 64) - 1
+    digest = 14695981039346656037
+    for _ in range(rounds):
+        h = 14695981039346656037
+        for b in digest.to_bytes(8, "little") + payload:
+            h = ((h ^ b) * 1099511628211) & mask
+        digest = h
+    return f"{digest:016x}"
+
+
+def ok(text):
+    print(f"ok: {text}", flush=True)
+
+
+# --------------------------------------------------------------- checks
+
+
+def check_cost():
+    """--max-cost: the bound itself is served, one more is declined, and
+    the connection goes on."""
+    s = Server("cost", ["--workers", "2", "--max-cost", "1000", "--stats"])
+    try:
+        c = Client(s.port)
+        a92, b992, b993 = "a" * 92, "b" * 992, "b" * 993
+        c.send(f"HASH 10 {a92}\nHASH 11 {a92}\nHASH 1 {b992}\n"
+               f"HASH 1 {b993}\nPING\n")
+        c.expect("HASH 10 <92 bytes> (cost 1000)", hashwork(a92, 10))
+        c.expect("HASH 11 <92 bytes> (cost 1100)",
+                 "ERR request too costly (max 1000)")
+        c.expect("HASH 1 <992 bytes> (cost 1000)", hashwork(b992, 1))
+        c.expect("HASH 1 <993 bytes> (cost 1001)",
+                 "ERR request too costly (max 1000)")
+        c.expect("PING after two declined HASH", "PONG")
+        c.close()
+        s.stop()
+        s.wait_line(r"^limits: 2 too costly", 1)
+    finally:
+        s.kill()
+    ok("cost: --max-cost 1000 serves cost 1000, declines 1001 and 1100 "
+       "with the exact ERR, the connection goes on")
+    # The default bound, against the costliest request the syntax allows
+    # (over a minute of CPU): declined at once, twice, and PING still gets
+    # through on another connection.
+    s = Server("cost-default", ["--workers", "1"])
+    try:
+        t0 = time.monotonic()
+        c = Client(s.port)
+        big = "HASH 1000000 " + "c" * 65523 + "\n"
+        c.send(big + big)
+        for i in (1, 2):
+            c.expect(f"HASH 1000000 <65523 bytes> #{i}",
+                     "ERR request too costly (max 100000000)")
+        p = Client(s.port)
+        p.send("PING\n")
+        p.expect("PING beside declined HASH", "PONG")
+        took = time.monotonic() - t0
+        c.close()
+        p.close()
+        s.stop()
+    finally:
+        s.kill()
+    ok(f"cost: by default HASH 1000000 <65523 bytes> is declined in "
+       f"{took:.2f} s, not run")
+
+
+checks = [check_cost]
+started = time.monotonic()
+for check in checks:
+    servers.clear()
+    try:
+        check()
+    except Exception as e:
+        if not isinstance(e, Fail):
+            traceback.print_exc()
+        print(f"FAIL: {check.__name__}: {e}")
+        for s in servers:
+            s.kill()
+            print(f"--- output of the {s.name} server:\n{s.output()}")
+        sys.exit(1)
+print(f"server limits: all checks passed in "
+      f"{time.monotonic() - started:.1f} s")
+EOF
