@@ -22,10 +22,18 @@
  * empty, and may hold spaces). A line longer than HW_LINE_MAX bytes is an
  * error after which the server closes the connection.
  *
- * A well-formed request may still be declined, by a server's limits (see
- * demo/server.c, which sets them):
- *   HASH whose hw_cost() passes the server's bound N
- *                             -> ERR request too costly (max N)\n
+ * A well-formed HASH may still get an ERR instead of its digest:
+ *  - declined by one of the server's limits (demo/server.c sets them):
+ *      ERR request too costly (max N)  its hw_cost() passes N; it never ran
+ *  - failed in the server after it was accepted:
+ *      ERR task failed: <reason>       the work did not complete: with
+ *                                      worker processes, the worker died
+ *                                      during the task (a crash, or killed
+ *                                      from outside): "ERR task failed: the
+ *                                      worker process died during the task"
+ *    The work is a pure function of the request, and such a failure is the
+ *    server's, not the request's: sending the same request again is safe,
+ *    and gets the digest unless the server fails again.
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

@@ -16,7 +16,8 @@
  * Declined requests (demo/hashwork.h) are neither correct nor wrong, and
  * each is checked as far as the client can: too_costly ("ERR request too
  * costly (max N)") only if the request's hw_cost() is above N (else the
- * answer is wrong).
+ * answer is wrong); task_failed ("ERR task failed: <reason>": the server's
+ * worker failed, as a process that died does) whatever the request.
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request
@@ -198,16 +199,21 @@ static void make_payload(char *out, size_t n, unsigned k)
 /* ---------------------------------------------------------------- load */
 
 /* Why the server declined a request it was right to decline. */
-enum decline { DECLINE_COSTLY, DECLINE_KINDS };
+enum decline { DECLINE_COSTLY, DECLINE_FAILED, DECLINE_KINDS };
 
-static const char *const decline_names[DECLINE_KINDS] = {"too_costly"};
+static const char *const decline_names[DECLINE_KINDS] = {"too_costly",
+                                                         "task_failed"};
 
 /* Whether the answer line is a legitimate refusal of a request of this
  * cost, and which: -1 if it is not one. */
 static int declined(const char *line, size_t len, uint64_t cost)
 {
   static const char costly[] = "ERR request too costly (max ";
-  size_t n = sizeof costly - 1;
+  static const char failed[] = "ERR task failed: ";
+  size_t n = sizeof failed - 1;
+  if (len > n && memcmp(line, failed, n) == 0)
+    return DECLINE_FAILED;
+  n = sizeof costly - 1;
   if (len > n + 1 && memcmp(line, costly, n) == 0 && line[len - 1] == ')') {
     uint64_t max = 0;
     for (size_t i = n; i < len - 1; i++) {

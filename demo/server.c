@@ -11,8 +11,13 @@
  * The protocol (demo/hashwork.h): "HASH <rounds> <payload>" answers the 16
  * hex digits of hashwork(payload, rounds), "PING" answers "PONG", anything
  * else "ERR <reason>". A well-formed HASH may also be declined by one of
- * the limits below: "ERR request too costly (max N)". demo/loadgen drives
- * it and checks every answer.
+ * the limits below ("ERR request too costly (max N)"), or fail here after
+ * it was accepted: "ERR task failed: <reason>" (crew_strerror()'s text),
+ * when its task did not complete: with --processes, when the worker process
+ * died during it (a crash, or killed from outside; crew replaces the
+ * worker). The work is a pure function of the request, so a client may
+ * safely send a failed request again. demo/loadgen drives it and checks
+ * every answer.
  *
  * Design:
  *  - Order: a client may pipeline requests; answers go back in request

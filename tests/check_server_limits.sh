@@ -4,6 +4,8 @@
 #  - cost: a HASH at --max-cost is served, one byte or round more gets
 #    "ERR request too costly (max N)", and the connection goes on; by
 #    default the costliest request the syntax allows is declined at once.
+#  - task failed: with worker processes, a HASH whose worker is killed under
+#    it gets "ERR task failed: <reason>", and the next request is served.
 # Linux only (epoll, signalfd); the clients are Python 3. Skipped (77)
 # where either is missing.
 set -u
@@ -167,6 +169,54 @@ def hashwork(payload, rounds):
     return f"{digest:016x}"
 
 
+def worker_pids(server_pid, comm):
+    """Processes named comm whose ancestors include server_pid (crew's
+    workers are children of its fork server, a child of the server)."""
+    parents, names = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(d)], names[int(d)] = int(fields[1]), name
+    found = []
+    for pid, name in names.items():
+        p = parents.get(pid)
+        while p and p != server_pid:
+            p = parents.get(p)
+        if name == comm and p == server_pid:
+            found.append(pid)
+    return found
+
+
+def the_worker(s):
+    """The pid of the server's one worker process, hash-0 (it names itself
+    once it runs: wait for that)."""
+    end = time.monotonic() + 10
+    while True:
+        found = worker_pids(s.proc.pid, "hash-0")
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1 or time.monotonic() > end:
+            raise Fail(f"expected one worker process hash-0, found {found}")
+        time.sleep(0.01)
+
+
+def cpu_ticks(pid):
+    """User and system CPU time of pid, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        raise Fail(f"worker process {pid} is gone")
+    return int(fields[11]) + int(fields[12])
+
+
 def ok(text):
     print(f"ok: {text}", flush=True)
 
@@ -222,7 +272,37 @@ def check_cost():
        f"{took:.2f} s, not run")
 
 
-checks = [check_cost]
+def check_task_failed():
+    """With worker processes, a HASH whose worker dies under it gets the
+    documented "ERR task failed: ..." answer, and sending it again is
+    safe: the replacement worker answers."""
+    s = Server("task-failed", ["--processes", "--workers", "1",
+                               "--max-cost", "10000000000"])
+    try:
+        w = the_worker(s)
+        before = cpu_ticks(w)
+        c = Client(s.port)
+        c.send("HASH 1000000 " + "k" * 4000 + "\n")  # seconds of work
+        end = time.monotonic() + 10
+        while cpu_ticks(w) < before + 3:  # the worker is in the task
+            if time.monotonic() > end:
+                raise Fail("the worker never started the long HASH")
+            time.sleep(0.01)
+        os.kill(w, signal.SIGKILL)
+        c.expect("HASH whose worker was killed",
+                 "ERR task failed: the worker process died during the task")
+        c.send("HASH 3 retry\n")
+        c.expect("the next HASH, on a new worker", hashwork("retry", 3))
+        c.close()
+        s.stop()
+    finally:
+        s.kill()
+    ok("task failed: a HASH whose worker process is killed gets \"ERR task "
+       "failed: the worker process died during the task\", the next is "
+       "served")
+
+
+checks = [check_cost, check_task_failed]
 started = time.monotonic()
 for check in checks:
     servers.clear()
