@@ -26,14 +26,19 @@
  *  - declined by one of the server's limits (demo/server.c sets them):
  *      ERR request too costly (max N)  its hw_cost() passes N; it never ran
  *  - failed in the server after it was accepted:
- *      ERR task failed: <reason>       the work did not complete: with
- *                                      worker processes, the worker died
- *                                      during the task (a crash, or killed
- *                                      from outside): "ERR task failed: the
- *                                      worker process died during the task"
+ *      ERR task failed: deadline       it ran past the server's deadline
+ *                                      for one task, and its worker process
+ *                                      was killed
+ *      ERR task failed: <reason>       the work did not complete otherwise:
+ *                                      with worker processes, the worker
+ *                                      died during the task (a crash, or
+ *                                      killed from outside): "ERR task
+ *                                      failed: the worker process died
+ *                                      during the task"
  *    The work is a pure function of the request, and such a failure is the
  *    server's, not the request's: sending the same request again is safe,
- *    and gets the digest unless the server fails again.
+ *    and gets the digest unless the server fails again (a request that
+ *    overran the deadline may well overrun it again).
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

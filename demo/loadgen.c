@@ -17,7 +17,8 @@
  * each is checked as far as the client can: too_costly ("ERR request too
  * costly (max N)") only if the request's hw_cost() is above N (else the
  * answer is wrong); task_failed ("ERR task failed: <reason>": the server's
- * worker failed, as a process that died does) whatever the request.
+ * worker failed, as a process that died or overran the server's deadline
+ * does) whatever the request.
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request

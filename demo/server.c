@@ -12,12 +12,13 @@
  * hex digits of hashwork(payload, rounds), "PING" answers "PONG", anything
  * else "ERR <reason>". A well-formed HASH may also be declined by one of
  * the limits below ("ERR request too costly (max N)"), or fail here after
- * it was accepted: "ERR task failed: <reason>" (crew_strerror()'s text),
- * when its task did not complete: with --processes, when the worker process
- * died during it (a crash, or killed from outside; crew replaces the
- * worker). The work is a pure function of the request, so a client may
- * safely send a failed request again. demo/loadgen drives it and checks
- * every answer.
+ * it was accepted: "ERR task failed: <reason>" when its task did not
+ * complete. With --processes that is "ERR task failed: deadline" when it
+ * overran --task-timeout-ms, and crew_strerror()'s text otherwise, as when
+ * the worker process died during it (a crash, or killed from outside; crew
+ * replaces the worker). The work is a pure function of the request, so a
+ * client may safely send a failed request again. demo/loadgen drives it and
+ * checks every answer.
  *
  * Design:
  *  - Order: a client may pipeline requests; answers go back in request
@@ -59,6 +60,11 @@
  *      at once and never runs; the connection goes on. Without the bound
  *      the syntax allows over a minute of CPU per request, and a few such
  *      requests hold every worker.
+ *    - With --processes, a task may run at most --task-timeout-ms (default
+ *      5000; 0: no deadline): crew kills its worker at the deadline
+ *      (crew_config.task_timeout_ns) and it is answered "ERR task failed:
+ *      deadline". Worker threads cannot be killed: with threads (and
+ *      --inline) only --max-cost bounds a task's run time.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -91,7 +97,8 @@
 #define DRAIN_BATCH  64
 
 /* The limits' defaults (see "Limits" above, and --help). */
-#define DEFAULT_MAX_COST 100000000ul /* about 0.1 s of CPU */
+#define DEFAULT_MAX_COST        100000000ul /* about 0.1 s of CPU */
+#define DEFAULT_TASK_TIMEOUT_MS 5000ul      /* with --processes */
 /* The costliest request the syntax allows (as an unsigned long). */
 #define COST_ALL                                                               \
   ((uint64_t)HW_ROUNDS_MAX * (HW_LINE_MAX + 8) < ULONG_MAX                     \
@@ -108,7 +115,8 @@ struct options {
   bool inline_work; /* no pool: hash on the loop thread */
   bool stats;
   unsigned long drain_ms;
-  unsigned long max_cost; /* the most hw_cost() a HASH may have */
+  unsigned long max_cost;        /* the most hw_cost() a HASH may have */
+  unsigned long task_timeout_ms; /* processes: a task's deadline; 0 none */
 };
 
 static void usage(FILE *f)
@@ -134,6 +142,11 @@ static void usage(FILE *f)
           "100000000\n"
           "                 (about 0.1 s of CPU). A costlier one gets \"ERR\n"
           "                 request too costly (max N)\"\n"
+          "  --task-timeout-ms N  with --processes: kill a task's worker "
+          "after\n"
+          "                 N ms of running (default 5000; 0: never) and "
+          "answer\n"
+          "                 \"ERR task failed: deadline\"\n"
           "  --stats        at exit, print the pool's counters and task\n"
           "                 latencies\n"
           "  --help         this text\n"
@@ -153,7 +166,9 @@ static bool parse_num(const char *s, unsigned long max, unsigned long *v)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-  *o = (struct options){.drain_ms = 10000, .max_cost = DEFAULT_MAX_COST};
+  *o = (struct options){.drain_ms = 10000,
+                        .max_cost = DEFAULT_MAX_COST,
+                        .task_timeout_ms = ULONG_MAX}; /* not given */
   unsigned long port = 0, workers = 0, queue = 0;
   struct {
     const char *name;
@@ -164,6 +179,7 @@ static int parse_options(int argc, char **argv, struct options *o)
       {"--queue", &queue, 0, 1ul << 24},
       {"--drain-ms", &o->drain_ms, 0, 1ul << 31},
       {"--max-cost", &o->max_cost, 1, COST_ALL},
+      {"--task-timeout-ms", &o->task_timeout_ms, 0, 1ul << 31},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -198,6 +214,13 @@ static int parse_options(int argc, char **argv, struct options *o)
   o->queue = queue;
   if (o->processes && o->inline_work) {
     fprintf(stderr, "server: --processes and --inline exclude each other\n");
+    return 2;
+  }
+  if (o->task_timeout_ms == ULONG_MAX) {
+    o->task_timeout_ms = o->processes ? DEFAULT_TASK_TIMEOUT_MS : 0;
+  } else if (!o->processes) {
+    fprintf(stderr, "server: --task-timeout-ms needs --processes (a worker "
+                    "thread cannot be killed)\n");
     return 2;
   }
   return -1; /* go on */
@@ -270,6 +293,7 @@ struct server {
   /* counters for --stats */
   uint64_t accepted, hashes, pings, errors, pauses;
   uint64_t too_costly; /* of errors: HASH refused by --max-cost */
+  uint64_t deadlines;  /* HASH whose task overran --task-timeout-ms */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -709,6 +733,9 @@ static void drain_completions(struct server *s)
         hw_format_digest(digest, r->answer);
         r->n = HW_DIGEST_LEN + 1;
         r->done = true;
+      } else if (rc == CREW_EDEADLINE) { /* --task-timeout-ms */
+        s->deadlines++;
+        set_answer(r, "ERR task failed: deadline");
       } else {
         char text[ANSWER_MAX];
         snprintf(text, sizeof text, "ERR task failed: %s", crew_strerror(rc));
@@ -869,7 +896,8 @@ static void print_stats(struct server *s)
          (unsigned long long)s->accepted, (unsigned long long)s->hashes,
          (unsigned long long)s->pings, (unsigned long long)s->errors,
          (unsigned long long)s->pauses);
-  printf("limits: %llu too costly\n", (unsigned long long)s->too_costly);
+  printf("limits: %llu too costly, %llu past the task deadline\n",
+         (unsigned long long)s->too_costly, (unsigned long long)s->deadlines);
   if (s->pool == NULL)
     return;
   crew_stats st;
@@ -922,6 +950,7 @@ int main(int argc, char **argv)
     cfg.name = "hash";
     cfg.max_in_size = sizeof(struct hash_head) + HW_LINE_MAX;
     cfg.max_out_size = sizeof(uint64_t);
+    cfg.task_timeout_ns = (uint64_t)s.opt.task_timeout_ms * 1000000u;
     cfg.latency_stats = s.opt.stats;
     if ((rc = crew_pool_create(&s.pool, &cfg)) != 0) {
       fprintf(stderr, "server: crew_pool_create: %s\n", crew_strerror(rc));

@@ -6,6 +6,8 @@
 #    default the costliest request the syntax allows is declined at once.
 #  - task failed: with worker processes, a HASH whose worker is killed under
 #    it gets "ERR task failed: <reason>", and the next request is served.
+#  - deadline: with worker processes, a HASH that runs past
+#    --task-timeout-ms gets "ERR task failed: deadline" at the deadline.
 # Linux only (epoll, signalfd); the clients are Python 3. Skipped (77)
 # where either is missing.
 set -u
@@ -302,7 +304,35 @@ def check_task_failed():
        "served")
 
 
-checks = [check_cost, check_task_failed]
+def check_deadline():
+    """--task-timeout-ms: a task past it is killed and answered "ERR task
+    failed: deadline" long before it would end; the next one is served."""
+    s = Server("deadline", ["--processes", "--workers", "1",
+                            "--task-timeout-ms", "200",
+                            "--max-cost", "10000000000", "--stats"])
+    try:
+        c = Client(s.port)
+        t0 = time.monotonic()
+        c.send("HASH 1000000 " + "d" * 4000 + "\n")  # seconds of work
+        c.expect("HASH past the deadline", "ERR task failed: deadline")
+        took = time.monotonic() - t0
+        if not 0.2 <= took < 2:
+            raise Fail(f"the deadline of 200 ms answered after {took:.2f} s")
+        c.send("HASH 3 after\nPING\n")
+        c.expect("the next HASH, on a new worker", hashwork("after", 3))
+        c.expect("PING after the deadline", "PONG")
+        c.close()
+        s.stop()
+        s.wait_line(r"^limits: .*\b1 past the task deadline", 1)
+        s.wait_line(r"^pool: .*restarted [1-9]", 1)
+    finally:
+        s.kill()
+    ok(f"deadline: a HASH of seconds under --task-timeout-ms 200 gets "
+       f"\"ERR task failed: deadline\" after {took:.2f} s, the next is "
+       f"served")
+
+
+checks = [check_cost, check_task_failed, check_deadline]
 started = time.monotonic()
 for check in checks:
     servers.clear()
