@@ -39,6 +39,12 @@
  *    server's, not the request's: sending the same request again is safe,
  *    and gets the digest unless the server fails again (a request that
  *    overran the deadline may well overrun it again).
+ *
+ * A server may also end a connection, with one last ERR as the answer to
+ * the oldest request it has not answered (none after it is answered;
+ * sending them again, on a new connection, is safe):
+ *      ERR read timeout     the client left a line unfinished for longer
+ *                           than the server's idle timeout
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

@@ -18,7 +18,11 @@
  * costly (max N)") only if the request's hw_cost() is above N (else the
  * answer is wrong); task_failed ("ERR task failed: <reason>": the server's
  * worker failed, as a process that died or overran the server's deadline
- * does) whatever the request.
+ * does) whatever the request; read_timeout ("ERR read timeout": the
+ * server waited longer than its idle timeout for the rest of a line, as it
+ * may when it stopped reading for want of memory) whatever the request.
+ * After a read_timeout the server closes the connection: the requests it
+ * leaves unanswered are counted with it, not as missing.
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request
@@ -200,10 +204,21 @@ static void make_payload(char *out, size_t n, unsigned k)
 /* ---------------------------------------------------------------- load */
 
 /* Why the server declined a request it was right to decline. */
-enum decline { DECLINE_COSTLY, DECLINE_FAILED, DECLINE_KINDS };
+enum decline {
+  DECLINE_COSTLY,
+  DECLINE_FAILED,
+  DECLINE_TIMEOUT, /* closes the connection */
+  DECLINE_KINDS
+};
 
-static const char *const decline_names[DECLINE_KINDS] = {"too_costly",
-                                                         "task_failed"};
+static const char *const decline_names[DECLINE_KINDS] = {
+    "too_costly", "task_failed", "read_timeout"};
+
+/* Whether the server closes the connection after such an answer. */
+static bool decline_closes(int why)
+{
+  return why == DECLINE_TIMEOUT;
+}
 
 /* Whether the answer line is a legitimate refusal of a request of this
  * cost, and which: -1 if it is not one. */
@@ -211,6 +226,9 @@ static int declined(const char *line, size_t len, uint64_t cost)
 {
   static const char costly[] = "ERR request too costly (max ";
   static const char failed[] = "ERR task failed: ";
+  static const char timeout[] = "ERR read timeout";
+  if (len == sizeof timeout - 1 && memcmp(line, timeout, len) == 0)
+    return DECLINE_TIMEOUT;
   size_t n = sizeof failed - 1;
   if (len > n && memcmp(line, failed, n) == 0)
     return DECLINE_FAILED;
@@ -241,6 +259,8 @@ struct lconn {
   char in[ANSWER_CAP]; /* a partial answer line */
   size_t in_len;
   uint32_t events;
+  bool closing;             /* the server said it closes the connection */
+  enum decline closing_why; /* how, while closing */
 };
 
 struct load {
@@ -282,7 +302,9 @@ static void conn_finish(struct load *L, struct lconn *c, bool failed)
   if (c->fd >= 0)
     close(c->fd);
   c->fd = -1;
-  if (c->sent > c->answered)
+  if (c->sent > c->answered && c->closing) /* the server said why */
+    L->declined[c->closing_why] += c->sent - c->answered;
+  else if (c->sent > c->answered)
     L->missing += c->sent - c->answered;
   if (failed)
     L->errors++;
@@ -330,7 +352,7 @@ static void conn_send(struct load *L, struct lconn *c)
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       break;
     } else {
-      conn_finish(L, c, true); /* the server went away */
+      conn_finish(L, c, !c->closing); /* the server went away */
       return;
     }
   }
@@ -358,6 +380,10 @@ static void take_answer(struct load *L, struct lconn *c, const char *line,
                              hw_cost((unsigned)o->rounds, o->payload_bytes))) >=
              0) {
     L->declined[why]++;
+    if (decline_closes(why)) {
+      c->closing = true;
+      c->closing_why = (enum decline)why;
+    }
   } else {
     L->wrong++;
     if (L->wrong_shown++ < 5)
@@ -382,7 +408,7 @@ static void conn_read(struct load *L, struct lconn *c)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       break;
     if (n <= 0) { /* closed by the server: an error unless all answered */
-      conn_finish(L, c, c->answered < L->o.requests);
+      conn_finish(L, c, c->answered < L->o.requests && !c->closing);
       return;
     }
     c->in_len += (size_t)n;

@@ -65,6 +65,17 @@
  *      (crew_config.task_timeout_ns) and it is answered "ERR task failed:
  *      deadline". Worker threads cannot be killed: with threads (and
  *      --inline) only --max-cost bounds a task's run time.
+ *    - Idle and read timeout: while the server waits on a client (it owes
+ *      no answer: every request read is answered and none waits for room
+ *      in the queue), the client must make progress within --idle-ms
+ *      (default 30000; 0: never), or the connection is closed. Progress is
+ *      a complete request line, or answer bytes taken by the client; bytes
+ *      of a line that does not end do not count, so a client sending one
+ *      byte a second is closed as surely as a silent one. A client closed
+ *      with a partial line is told "ERR read timeout" first; one that sent
+ *      nothing, or does not read its answers, is closed without a word.
+ *      The clock stops while the server owes: a request that waits for a
+ *      worker for longer is still answered.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -99,6 +110,7 @@
 /* The limits' defaults (see "Limits" above, and --help). */
 #define DEFAULT_MAX_COST        100000000ul /* about 0.1 s of CPU */
 #define DEFAULT_TASK_TIMEOUT_MS 5000ul      /* with --processes */
+#define DEFAULT_IDLE_MS         30000ul
 /* The costliest request the syntax allows (as an unsigned long). */
 #define COST_ALL                                                               \
   ((uint64_t)HW_ROUNDS_MAX * (HW_LINE_MAX + 8) < ULONG_MAX                     \
@@ -117,6 +129,7 @@ struct options {
   unsigned long drain_ms;
   unsigned long max_cost;        /* the most hw_cost() a HASH may have */
   unsigned long task_timeout_ms; /* processes: a task's deadline; 0 none */
+  unsigned long idle_ms;         /* idle and read timeout; 0 none */
 };
 
 static void usage(FILE *f)
@@ -147,6 +160,12 @@ static void usage(FILE *f)
           "                 N ms of running (default 5000; 0: never) and "
           "answer\n"
           "                 \"ERR task failed: deadline\"\n"
+          "  --idle-ms N    close a connection whose client, owed nothing,\n"
+          "                 neither completes a request line nor reads an\n"
+          "                 answer for N ms (default 30000; 0: never); "
+          "one\n"
+          "                 holding a partial line is told \"ERR read "
+          "timeout\"\n"
           "  --stats        at exit, print the pool's counters and task\n"
           "                 latencies\n"
           "  --help         this text\n"
@@ -168,7 +187,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
   *o = (struct options){.drain_ms = 10000,
                         .max_cost = DEFAULT_MAX_COST,
-                        .task_timeout_ms = ULONG_MAX}; /* not given */
+                        .task_timeout_ms = ULONG_MAX, /* not given */
+                        .idle_ms = DEFAULT_IDLE_MS};
   unsigned long port = 0, workers = 0, queue = 0;
   struct {
     const char *name;
@@ -180,6 +200,7 @@ static int parse_options(int argc, char **argv, struct options *o)
       {"--drain-ms", &o->drain_ms, 0, 1ul << 31},
       {"--max-cost", &o->max_cost, 1, COST_ALL},
       {"--task-timeout-ms", &o->task_timeout_ms, 0, 1ul << 31},
+      {"--idle-ms", &o->idle_ms, 0, 1ul << 31},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -259,11 +280,13 @@ struct req {
 };
 
 struct conn {
-  int fd;                    /* -1 once closed */
-  struct conn *prev, *next;  /* the server's open or closed list */
-  struct conn *blocked_next; /* the blocked FIFO, while blocked */
-  struct conn *dirty_next;   /* completions to flush, while dirty */
-  char *in;                  /* unread input: [0, in_len) */
+  int fd;                             /* -1 once closed */
+  struct conn *prev, *next;           /* the server's open or closed list */
+  struct conn *blocked_next;          /* the blocked FIFO, while blocked */
+  struct conn *dirty_next;            /* completions to flush, while dirty */
+  struct conn *idle_prev, *idle_next; /* the idle list, while idle */
+  uint64_t idle_since;                /* the server waits on the client since */
+  char *in;                           /* unread input: [0, in_len) */
   size_t in_len, in_cap;
   char *out; /* unsent answers: [out_off, out_len) */
   size_t out_off, out_len, out_cap;
@@ -275,6 +298,8 @@ struct conn {
   bool dirty;
   bool peer_eof; /* the client sends no more */
   bool fatal;    /* a line was too long: answer, then close */
+  bool idle;     /* on the idle list */
+  bool progress; /* a line taken or answer bytes sent: restart the clock */
 };
 
 struct server {
@@ -289,11 +314,16 @@ struct server {
   size_t nopen;
   struct conn *blocked_head, *blocked_tail;
   struct conn *dirty;
-  char *scratch; /* a task's input, built here */
+  /* Connections the server waits on, by idle_since, oldest first: all
+   * have the same timeout, so appending keeps the order. */
+  struct conn *idle_head, *idle_tail;
+  uint64_t idle_ns; /* 0: no idle timeout */
+  char *scratch;    /* a task's input, built here */
   /* counters for --stats */
   uint64_t accepted, hashes, pings, errors, pauses;
   uint64_t too_costly; /* of errors: HASH refused by --max-cost */
   uint64_t deadlines;  /* HASH whose task overran --task-timeout-ms */
+  uint64_t timeouts;   /* connections closed by --idle-ms */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -326,6 +356,51 @@ static void list_remove(struct conn **list, struct conn *c)
   c->prev = c->next = NULL;
 }
 
+static void idle_unlink(struct server *s, struct conn *c)
+{
+  if (!c->idle)
+    return;
+  if (c->idle_prev != NULL)
+    c->idle_prev->idle_next = c->idle_next;
+  else
+    s->idle_head = c->idle_next;
+  if (c->idle_next != NULL)
+    c->idle_next->idle_prev = c->idle_prev;
+  else
+    s->idle_tail = c->idle_prev;
+  c->idle_prev = c->idle_next = NULL;
+  c->idle = false;
+}
+
+/* Start (or restart) the connection's idle clock now. */
+static void idle_start(struct server *s, struct conn *c, uint64_t now)
+{
+  if (s->idle_ns == 0)
+    return;
+  idle_unlink(s, c);
+  c->idle = true;
+  c->idle_since = now;
+  c->idle_next = NULL;
+  c->idle_prev = s->idle_tail;
+  if (s->idle_tail != NULL)
+    s->idle_tail->idle_next = c;
+  else
+    s->idle_head = c;
+  s->idle_tail = c;
+}
+
+/* After the connection changed: its clock runs while the server waits on
+ * the client, and restarts on progress. */
+static void idle_update(struct server *s, struct conn *c)
+{
+  bool waits = c->head == NULL && !c->blocked; /* owes nothing */
+  if (!waits)
+    idle_unlink(s, c);
+  else if (!c->idle || c->progress)
+    idle_start(s, c, now_ns());
+  c->progress = false;
+}
+
 static void free_conn(struct conn *c)
 {
   while (c->head != NULL) {
@@ -348,6 +423,7 @@ static void conn_close(struct server *s, struct conn *c)
   close(c->fd); /* also leaves the epoll set */
   c->fd = -1;
   s->nopen--;
+  idle_unlink(s, c);
   if (c->blocked) { /* leave the blocked FIFO */
     struct conn **p = &s->blocked_head, *prev = NULL;
     while (*p != c) {
@@ -468,6 +544,7 @@ static bool conn_write(struct conn *c)
         send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
     if (n > 0) {
       c->out_off += (size_t)n;
+      c->progress = true;
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -591,6 +668,7 @@ static void take_lines(struct server *s, struct conn *c)
   if (off > 0) {
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
+    c->progress = true;
   }
 }
 
@@ -638,8 +716,23 @@ static void conn_pump(struct server *s, struct conn *c)
     conn_close(s, c);
     return;
   }
-  if (!conn_interest(s, c))
+  if (!conn_interest(s, c)) {
     conn_close(s, c);
+    return;
+  }
+  idle_update(s, c);
+}
+
+/* The client made no progress for --idle-ms while the server waited. */
+static void conn_idle_timeout(struct server *s, struct conn *c)
+{
+  static const char msg[] = "ERR read timeout\n";
+  if (c->in_len > 0 && c->out_off == c->out_len &&
+      send(c->fd, msg, sizeof msg - 1, MSG_NOSIGNAL) < 0) {
+    /* the client is gone or not reading: nobody to tell */
+  }
+  s->timeouts++;
+  conn_close(s, c);
 }
 
 static void conn_read(struct server *s, struct conn *c)
@@ -709,6 +802,7 @@ static void accept_all(struct server *s)
     }
     c->fd = fd;
     c->events = EPOLLIN;
+    idle_start(s, c, now_ns());
     list_push(&s->open, c);
     s->nopen++;
     s->accepted++;
@@ -793,14 +887,24 @@ static void begin_shutdown(struct server *s, int sig)
   fflush(stdout);
 }
 
-static int wait_ms(const struct server *s)
+/* Close the connections whose idle time is up; how long epoll may wait for
+ * the next timer (the drain's, or the oldest idle connection's): -1 for no
+ * timer. */
+static int run_timers(struct server *s)
 {
-  if (!s->draining)
-    return -1;
   uint64_t now = now_ns();
-  if (now >= s->deadline_ns)
+  while (s->idle_head != NULL && now - s->idle_head->idle_since >= s->idle_ns)
+    conn_idle_timeout(s, s->idle_head);
+  uint64_t wake = UINT64_MAX;
+  if (s->draining)
+    wake = s->deadline_ns;
+  if (s->idle_head != NULL && s->idle_head->idle_since + s->idle_ns < wake)
+    wake = s->idle_head->idle_since + s->idle_ns;
+  if (wake == UINT64_MAX)
+    return -1;
+  if (now >= wake)
     return 0;
-  uint64_t ms = (s->deadline_ns - now + 999999) / 1000000;
+  uint64_t ms = (wake - now + 999999) / 1000000;
   return ms > 60000 ? 60000 : (int)ms;
 }
 
@@ -808,6 +912,7 @@ static void run_loop(struct server *s)
 {
   struct epoll_event evs[EVENTS_MAX];
   for (;;) {
+    int timeout = run_timers(s); /* may close connections */
     if (s->draining && s->nopen == 0)
       break;
     if (s->draining && now_ns() >= s->deadline_ns) {
@@ -819,7 +924,7 @@ static void run_loop(struct server *s)
         conn_close(s, s->open);
       break;
     }
-    int n = epoll_wait(s->epfd, evs, EVENTS_MAX, wait_ms(s));
+    int n = epoll_wait(s->epfd, evs, EVENTS_MAX, timeout);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -896,8 +1001,10 @@ static void print_stats(struct server *s)
          (unsigned long long)s->accepted, (unsigned long long)s->hashes,
          (unsigned long long)s->pings, (unsigned long long)s->errors,
          (unsigned long long)s->pauses);
-  printf("limits: %llu too costly, %llu past the task deadline\n",
-         (unsigned long long)s->too_costly, (unsigned long long)s->deadlines);
+  printf("limits: %llu too costly, %llu past the task deadline, %llu idle "
+         "timeouts\n",
+         (unsigned long long)s->too_costly, (unsigned long long)s->deadlines,
+         (unsigned long long)s->timeouts);
   if (s->pool == NULL)
     return;
   crew_stats st;
@@ -924,6 +1031,7 @@ int main(int argc, char **argv)
   int rc = parse_options(argc, argv, &s.opt);
   if (rc >= 0)
     return rc;
+  s.idle_ns = (uint64_t)s.opt.idle_ms * 1000000u;
 
   /* Signals first: blocked here before any worker thread exists, so every
    * thread inherits the mask and only the signalfd sees them. */

@@ -8,6 +8,9 @@
 #    it gets "ERR task failed: <reason>", and the next request is served.
 #  - deadline: with worker processes, a HASH that runs past
 #    --task-timeout-ms gets "ERR task failed: deadline" at the deadline.
+#  - slow clients: clients trickling a line byte by byte get "ERR read
+#    timeout" and a close at --idle-ms, a silent one is closed, a request
+#    that waits longer than that for a worker is still answered.
 # Linux only (epoll, signalfd); the clients are Python 3. Skipped (77)
 # where either is missing.
 set -u
@@ -33,7 +36,8 @@ b=${top_builddir:-.}
 }
 
 exec python3 - "$b/demo/server" <<'EOF'
-import os, re, signal, socket, subprocess, sys, threading, time, traceback
+import os, re, select, signal, socket, subprocess, sys, threading, time
+import traceback
 
 SERVER = sys.argv[1]
 servers = []  # of the check running now: shown if it fails
@@ -332,7 +336,105 @@ def check_deadline():
        f"served")
 
 
-checks = [check_cost, check_task_failed, check_deadline]
+def trickle(port, n, first, every, limit):
+    """n clients that send `first`, then one byte every `every` seconds and
+    never end the line: until the server closes each, or `limit` seconds.
+    For each, the bytes it received and when it saw the end of stream
+    (seconds after the first connect began; None if it never did)."""
+    start = time.monotonic()  # before any connect: before the server's clock
+    socks = [socket.create_connection(("127.0.0.1", port), 10)
+             for _ in range(n)]
+    got = {s: b"" for s in socks}
+    ended = {s: None for s in socks}
+    for s in socks:
+        s.sendall(first)
+        s.setblocking(False)
+    next_byte = start + every
+    while any(e is None for e in ended.values()):
+        now = time.monotonic()
+        if now - start > limit:
+            break
+        if now >= next_byte:
+            for s in socks:
+                if ended[s] is None:
+                    try:
+                        s.send(b"x")
+                    except OSError:
+                        pass  # closed by the server: its recv tells
+            next_byte += every
+        live = [s for s in socks if ended[s] is None]
+        ready, _, _ = select.select(live, [], [], max(0, next_byte - now))
+        for s in ready:
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            except BlockingIOError:
+                continue
+            if data:
+                got[s] += data
+            else:
+                ended[s] = time.monotonic() - start
+    result = [(got[s], ended[s]) for s in socks]
+    for s in socks:
+        s.close()
+    return result
+
+
+def check_slow_clients():
+    """--idle-ms: clients that trickle a line byte by byte, or send nothing,
+    are closed at the timeout (the first told "ERR read timeout"); a client
+    whose request waits longer than the timeout for a worker is answered."""
+    s = Server("slow", ["--workers", "1", "--idle-ms", "200",
+                        "--max-cost", "1000000000", "--stats"])
+    try:
+        # A request of about half a second holds the only worker, and one
+        # behind it waits that long: longer than the idle timeout, but the
+        # server owes both, so neither connection is timed out.
+        a, b = Client(s.port), Client(s.port)
+        a.send("HASH 1000000 " + "w" * 492 + "\n")
+        b.send("HASH 1 b\n")
+        b_sent = time.monotonic()
+        silent = Client(s.port)
+        t0 = time.monotonic()
+        slow = trickle(s.port, 20, b"HASH 1 ", 0.05, 10)
+        p = Client(s.port)
+        p.send("PING\n")
+        p.expect("PING beside slow clients", "PONG")
+        digest = a.line()
+        if digest is None or not re.fullmatch(r"[0-9a-f]{16}", digest):
+            raise Fail(f"the long HASH: got {digest!r}, expected a digest")
+        b.expect("a HASH queued behind it", hashwork("b", 1))
+        waited = time.monotonic() - b_sent
+        if waited < 0.3:
+            raise Fail(f"the HASH behind a long one waited only {waited:.2f} "
+                       f"s: too short to test --idle-ms 200")
+        for i, (data, ended) in enumerate(slow):
+            if data != b"ERR read timeout\n" or ended is None:
+                raise Fail(f"slow client {i}: got {data!r}, "
+                           f"{'closed' if ended else 'never closed'}; "
+                           f"expected ERR read timeout and a close")
+            if not 0.2 <= ended < 3:
+                raise Fail(f"slow client {i}: closed after {ended:.2f} s, "
+                           f"with --idle-ms 200")
+        silent.expect_closed("a client that sends nothing")
+        silent_for = time.monotonic() - t0
+        if silent_for < 0.2:
+            raise Fail(f"a silent client was closed after {silent_for:.2f} "
+                       f"s, with --idle-ms 200")
+        for c in (a, b, silent, p):
+            c.close()
+        s.stop()
+        s.wait_line(r"^limits: .*\b2[1-5] idle timeouts", 1)
+    finally:
+        s.kill()
+    late = max(e for _, e in slow)
+    ok(f"slow clients: 20 clients sending a byte every 50 ms got \"ERR read "
+       f"timeout\" and a close within {late:.2f} s of --idle-ms 200, a silent "
+       f"one was closed, a HASH that waited {waited:.2f} s was answered")
+
+
+checks = [check_cost, check_task_failed, check_deadline, check_slow_clients]
 started = time.monotonic()
 for check in checks:
     servers.clear()
