@@ -45,6 +45,9 @@
  * sending them again, on a new connection, is safe):
  *      ERR read timeout     the client left a line unfinished for longer
  *                           than the server's idle timeout
+ *      ERR server busy      the server has no room for the connection (at
+ *                           its descriptor limit): the first line a new
+ *                           client reads
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

@@ -20,9 +20,11 @@
  * worker failed, as a process that died or overran the server's deadline
  * does) whatever the request; read_timeout ("ERR read timeout": the
  * server waited longer than its idle timeout for the rest of a line, as it
- * may when it stopped reading for want of memory) whatever the request.
- * After a read_timeout the server closes the connection: the requests it
- * leaves unanswered are counted with it, not as missing.
+ * may when it stopped reading for want of memory) whatever the request;
+ * busy ("ERR server busy": it has no descriptor, or no memory, for one more
+ * connection) whatever the request. After a read_timeout or a busy the
+ * server closes the connection: the requests it leaves unanswered are
+ * counted with it, not as missing.
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request
@@ -208,16 +210,17 @@ enum decline {
   DECLINE_COSTLY,
   DECLINE_FAILED,
   DECLINE_TIMEOUT, /* closes the connection */
+  DECLINE_BUSY,    /* closes the connection */
   DECLINE_KINDS
 };
 
 static const char *const decline_names[DECLINE_KINDS] = {
-    "too_costly", "task_failed", "read_timeout"};
+    "too_costly", "task_failed", "read_timeout", "busy"};
 
 /* Whether the server closes the connection after such an answer. */
 static bool decline_closes(int why)
 {
-  return why == DECLINE_TIMEOUT;
+  return why == DECLINE_TIMEOUT || why == DECLINE_BUSY;
 }
 
 /* Whether the answer line is a legitimate refusal of a request of this
@@ -227,8 +230,11 @@ static int declined(const char *line, size_t len, uint64_t cost)
   static const char costly[] = "ERR request too costly (max ";
   static const char failed[] = "ERR task failed: ";
   static const char timeout[] = "ERR read timeout";
+  static const char busy[] = "ERR server busy";
   if (len == sizeof timeout - 1 && memcmp(line, timeout, len) == 0)
     return DECLINE_TIMEOUT;
+  if (len == sizeof busy - 1 && memcmp(line, busy, len) == 0)
+    return DECLINE_BUSY;
   size_t n = sizeof failed - 1;
   if (len > n && memcmp(line, failed, n) == 0)
     return DECLINE_FAILED;

@@ -76,6 +76,15 @@
  *      nothing, or does not read its answers, is closed without a word.
  *      The clock stops while the server owes: a request that waits for a
  *      worker for longer is still answered.
+ *    - Descriptors: each connection takes one, up to the process's limit
+ *      (ulimit -n; raise it for more clients). The server keeps one spare
+ *      descriptor open: when accept finds none free, it closes the spare,
+ *      accepts the next waiting client with it, tells it "ERR server
+ *      busy", closes it and opens the spare again, so a client beyond the
+ *      limit is answered at once instead of waiting unanswered in the
+ *      backlog (as is one the server has no memory for). Only when that
+ *      fails too (the spare could not be opened again, or the kernel is
+ *      short of memory) does it stop accepting until a connection closes.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -307,6 +316,7 @@ struct server {
   crew_pool *pool; /* NULL with --inline */
   crew_channel *ch;
   int epfd, lfd, sfd;
+  int spare; /* an open descriptor, given up to refuse a client */
   bool draining;
   uint64_t deadline_ns;
   bool accept_paused;         /* out of descriptors: retry on a close */
@@ -324,6 +334,7 @@ struct server {
   uint64_t too_costly; /* of errors: HASH refused by --max-cost */
   uint64_t deadlines;  /* HASH whose task overran --task-timeout-ms */
   uint64_t timeouts;   /* connections closed by --idle-ms */
+  uint64_t busy;       /* clients told "ERR server busy" */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -438,7 +449,10 @@ static void conn_close(struct server *s, struct conn *c)
   list_remove(&s->open, c);
   list_push(&s->closed, c); /* freed by reap_closed(), never here: callers
                                may still hold c */
-  if (s->accept_paused && s->lfd >= 0) { /* a descriptor came free */
+  /* A descriptor came free: for the spare first, then for accept. */
+  if (s->spare < 0)
+    s->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (s->accept_paused && s->lfd >= 0) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_listen};
     if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev) == 0)
       s->accept_paused = false;
@@ -775,6 +789,39 @@ static void conn_event(struct server *s, struct conn *c, uint32_t events)
     conn_pump(s, c); /* EPOLLOUT */
 }
 
+/* Tell a client "ERR server busy" and close its connection. */
+static void refuse(struct server *s, int fd)
+{
+  static const char msg[] = "ERR server busy\n";
+  if (send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL) < 0) {
+    /* the client is gone already: nobody to tell */
+  }
+  close(fd);
+  s->busy++;
+}
+
+/* Out of descriptors: accept the oldest client waiting on the spare one
+ * and refuse it. Returns 1 if a client was refused, 0 if none waits, -1
+ * if it cannot be done (no spare, or accept failed: errno says why). */
+static int refuse_on_spare(struct server *s)
+{
+  if (s->spare < 0) {
+    errno = EMFILE;
+    return -1;
+  }
+  close(s->spare);
+  int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int err = errno;
+  if (fd >= 0)
+    refuse(s, fd);
+  /* If this fails (-1), conn_close() tries again. */
+  s->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0)
+    return 1;
+  errno = err;
+  return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
+}
+
 static void accept_all(struct server *s)
 {
   for (;;) {
@@ -782,6 +829,13 @@ static void accept_all(struct server *s)
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED)
         continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        int r = refuse_on_spare(s);
+        if (r > 0 || (r < 0 && (errno == EINTR || errno == ECONNABORTED)))
+          continue; /* maybe more clients wait */
+        if (r == 0)
+          return;
+      }
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) { /* retry when a connection closes */
         struct epoll_event ev = {.events = 0, .data.ptr = &tag_listen};
@@ -797,7 +851,7 @@ static void accept_all(struct server *s)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (c == NULL || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       free(c);
-      close(fd);
+      refuse(s, fd); /* out of memory */
       continue;
     }
     c->fd = fd;
@@ -1002,9 +1056,9 @@ static void print_stats(struct server *s)
          (unsigned long long)s->pings, (unsigned long long)s->errors,
          (unsigned long long)s->pauses);
   printf("limits: %llu too costly, %llu past the task deadline, %llu idle "
-         "timeouts\n",
+         "timeouts, %llu busy\n",
          (unsigned long long)s->too_costly, (unsigned long long)s->deadlines,
-         (unsigned long long)s->timeouts);
+         (unsigned long long)s->timeouts, (unsigned long long)s->busy);
   if (s->pool == NULL)
     return;
   crew_stats st;
@@ -1027,7 +1081,7 @@ static void print_stats(struct server *s)
 
 int main(int argc, char **argv)
 {
-  struct server s = {.epfd = -1, .lfd = -1, .sfd = -1};
+  struct server s = {.epfd = -1, .lfd = -1, .sfd = -1, .spare = -1};
   int rc = parse_options(argc, argv, &s.opt);
   if (rc >= 0)
     return rc;
@@ -1080,7 +1134,8 @@ int main(int argc, char **argv)
             strerror(errno));
     goto out;
   }
-  if ((s.sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+  if ((s.spare = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
+      (s.sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
       (s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
       !watch_fd(s.epfd, s.lfd, &tag_listen) ||
       !watch_fd(s.epfd, s.sfd, &tag_signal) ||
@@ -1121,6 +1176,8 @@ out:
     close(s.lfd);
   if (s.sfd >= 0)
     close(s.sfd);
+  if (s.spare >= 0)
+    close(s.spare);
   if (s.epfd >= 0)
     close(s.epfd);
   free(s.scratch);

@@ -11,8 +11,11 @@
 #  - slow clients: clients trickling a line byte by byte get "ERR read
 #    timeout" and a close at --idle-ms, a silent one is closed, a request
 #    that waits longer than that for a worker is still answered.
-# Linux only (epoll, signalfd); the clients are Python 3. Skipped (77)
-# where either is missing.
+#  - descriptor limit: under prlimit --nofile, the clients past the limit
+#    are told "ERR server busy" and closed, and served again once
+#    descriptors free.
+# Linux only (epoll, signalfd); the clients are Python 3, and prlimit
+# (util-linux) sets the descriptor limit. Skipped (77) where one is missing.
 set -u
 
 case $(uname -s) in
@@ -22,7 +25,7 @@ Linux) ;;
   exit 77
   ;;
 esac
-for tool in python3; do
+for tool in python3 prlimit; do
   command -v "$tool" >/dev/null 2>&1 || {
     echo "$tool not found: skipped"
     exit 77
@@ -434,7 +437,66 @@ def check_slow_clients():
        f"one was closed, a HASH that waited {waited:.2f} s was answered")
 
 
-checks = [check_cost, check_task_failed, check_deadline, check_slow_clients]
+def check_fd_limit():
+    """Under prlimit --nofile: clients up to the limit are served, the next
+    ones are told "ERR server busy" and closed at once (not left in the
+    backlog), and once a client leaves a new one is served again."""
+    nofile = 32
+    s = Server("fd-limit", ["--workers", "1", "--stats"],
+               prefix=["prlimit", f"--nofile={nofile}"])
+    live = []
+    try:
+        while True:
+            if len(live) >= nofile:
+                raise Fail(f"{len(live)} clients served under --nofile="
+                           f"{nofile}, none refused")
+            c = Client(s.port)
+            c.send("PING\n")
+            got = c.line()
+            if got == "PONG":
+                live.append(c)
+                continue
+            if got != "ERR server busy":
+                raise Fail(f"client {len(live)}: got {got!r}, expected "
+                           f"PONG or ERR server busy")
+            c.expect_closed("a client refused as busy")
+            c.close()
+            break
+        if len(live) < nofile // 2:
+            raise Fail(f"only {len(live)} clients served under --nofile="
+                       f"{nofile}")
+        # The spare descriptor is back: the next one is refused as well.
+        c = Client(s.port)
+        c.expect("a second client past the limit", "ERR server busy")
+        c.expect_closed("the second client refused as busy")
+        c.close()
+        # One leaves; a PING on another, read after the server saw the
+        # first close (epoll reports readiness in order), then a newcomer
+        # is served.
+        live.pop().close()
+        live[0].send("PING\n")
+        live[0].expect("PING after a client left", "PONG")
+        c = Client(s.port)
+        c.send("PING\n")
+        c.expect("a newcomer once a descriptor is free", "PONG")
+        live.append(c)
+        for c in live:
+            c.send("PING\n")
+            c.expect("PING on every client served", "PONG")
+            c.close()
+        s.stop()
+        s.wait_line(r"^limits: .*\b2 busy$", 1)
+    finally:
+        for c in live:
+            c.close()
+        s.kill()
+    ok(f"descriptor limit: under prlimit --nofile={nofile}, {len(live)} "
+       f"clients served, the next two told \"ERR server busy\" and closed, "
+       f"a newcomer served once one left")
+
+
+checks = [check_cost, check_task_failed, check_deadline, check_slow_clients,
+          check_fd_limit]
 started = time.monotonic()
 for check in checks:
     servers.clear()
