@@ -46,8 +46,10 @@
  *      ERR read timeout     the client left a line unfinished for longer
  *                           than the server's idle timeout
  *      ERR server busy      the server has no room for the connection (at
- *                           its descriptor limit): the first line a new
- *                           client reads
+ *                           its descriptor limit, or its cap on buffered
+ *                           input): the first line a new client reads, or
+ *                           the answer to a client whose wait for room
+ *                           outlasted the idle timeout
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

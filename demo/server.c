@@ -85,6 +85,18 @@
  *      backlog (as is one the server has no memory for). Only when that
  *      fails too (the spare could not be opened again, or the kernel is
  *      short of memory) does it stop accepting until a connection closes.
+ *    - Input memory: a connection buffers at most one line (HW_LINE_MAX + 1
+ *      bytes), in a buffer that grows as its line needs and is given back
+ *      as lines are taken, and all connections together at most
+ *      --max-buffered bytes (default 16 MiB), plus one line. A connection
+ *      that needs more room than is left stops reading and waits, oldest
+ *      first, for room; one of them at a time may go past the cap, so that
+ *      a line being received can always complete. While any waits, new
+ *      clients are told "ERR server busy" and closed. A waiting client is
+ *      still on its idle clock: when it runs out it is told "ERR server
+ *      busy" (not "ERR read timeout": the server stopped reading) and
+ *      closed, which gives its room back. Without the cap, 1,000 clients
+ *      each holding a partial line of 64 KiB took 64 MiB.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -110,6 +122,7 @@
 #include <unistd.h>
 
 #define CONN_IN_MAX  (HW_LINE_MAX + 1) /* one longest line and its '\n' */
+#define CONN_IN_MIN  4096u             /* the first input buffer */
 #define CONN_OUT_MAX (256u << 10)      /* unsent answers before we pause */
 #define CONN_REQ_MAX 1024u             /* unanswered requests before we pause */
 #define ANSWER_MAX   64                /* "ERR ..." lines fit */
@@ -120,6 +133,7 @@
 #define DEFAULT_MAX_COST        100000000ul /* about 0.1 s of CPU */
 #define DEFAULT_TASK_TIMEOUT_MS 5000ul      /* with --processes */
 #define DEFAULT_IDLE_MS         30000ul
+#define DEFAULT_MAX_BUFFERED    (16ul << 20)
 /* The costliest request the syntax allows (as an unsigned long). */
 #define COST_ALL                                                               \
   ((uint64_t)HW_ROUNDS_MAX * (HW_LINE_MAX + 8) < ULONG_MAX                     \
@@ -139,6 +153,7 @@ struct options {
   unsigned long max_cost;        /* the most hw_cost() a HASH may have */
   unsigned long task_timeout_ms; /* processes: a task's deadline; 0 none */
   unsigned long idle_ms;         /* idle and read timeout; 0 none */
+  unsigned long max_buffered;    /* input bytes of all connections */
 };
 
 static void usage(FILE *f)
@@ -175,6 +190,13 @@ static void usage(FILE *f)
           "one\n"
           "                 holding a partial line is told \"ERR read "
           "timeout\"\n"
+          "  --max-buffered N  input bytes all connections may buffer "
+          "together\n"
+          "                 (default 16777216; one more line may pass it). "
+          "Past\n"
+          "                 it, connections that need room stop reading "
+          "and\n"
+          "                 new clients are told \"ERR server busy\"\n"
           "  --stats        at exit, print the pool's counters and task\n"
           "                 latencies\n"
           "  --help         this text\n"
@@ -197,7 +219,8 @@ static int parse_options(int argc, char **argv, struct options *o)
   *o = (struct options){.drain_ms = 10000,
                         .max_cost = DEFAULT_MAX_COST,
                         .task_timeout_ms = ULONG_MAX, /* not given */
-                        .idle_ms = DEFAULT_IDLE_MS};
+                        .idle_ms = DEFAULT_IDLE_MS,
+                        .max_buffered = DEFAULT_MAX_BUFFERED};
   unsigned long port = 0, workers = 0, queue = 0;
   struct {
     const char *name;
@@ -210,6 +233,7 @@ static int parse_options(int argc, char **argv, struct options *o)
       {"--max-cost", &o->max_cost, 1, COST_ALL},
       {"--task-timeout-ms", &o->task_timeout_ms, 0, 1ul << 31},
       {"--idle-ms", &o->idle_ms, 0, 1ul << 31},
+      {"--max-buffered", &o->max_buffered, CONN_IN_MAX, ULONG_MAX / 2},
   };
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -294,6 +318,7 @@ struct conn {
   struct conn *blocked_next;          /* the blocked FIFO, while blocked */
   struct conn *dirty_next;            /* completions to flush, while dirty */
   struct conn *idle_prev, *idle_next; /* the idle list, while idle */
+  struct conn *room_prev, *room_next; /* the room FIFO, while waiting */
   uint64_t idle_since;                /* the server waits on the client since */
   char *in;                           /* unread input: [0, in_len) */
   size_t in_len, in_cap;
@@ -305,10 +330,11 @@ struct conn {
   uint32_t events;         /* epoll interest now */
   bool blocked;            /* the pool's queue was full: wait for room */
   bool dirty;
-  bool peer_eof; /* the client sends no more */
-  bool fatal;    /* a line was too long: answer, then close */
-  bool idle;     /* on the idle list */
-  bool progress; /* a line taken or answer bytes sent: restart the clock */
+  bool peer_eof;   /* the client sends no more */
+  bool fatal;      /* a line was too long: answer, then close */
+  bool idle;       /* on the idle list */
+  bool waits_room; /* stopped reading: no room under --max-buffered */
+  bool progress;   /* a line taken or answer bytes sent: restart the clock */
 };
 
 struct server {
@@ -328,13 +354,19 @@ struct server {
    * have the same timeout, so appending keeps the order. */
   struct conn *idle_head, *idle_tail;
   uint64_t idle_ns; /* 0: no idle timeout */
-  char *scratch;    /* a task's input, built here */
+  /* Input buffers: their bytes, the connections waiting for room (oldest
+   * first) and the one connection that may go past --max-buffered. */
+  size_t buffered, peak_buffered;
+  struct conn *room_head, *room_tail;
+  struct conn *overdraft;
+  char *scratch; /* a task's input, built here */
   /* counters for --stats */
   uint64_t accepted, hashes, pings, errors, pauses;
   uint64_t too_costly; /* of errors: HASH refused by --max-cost */
   uint64_t deadlines;  /* HASH whose task overran --task-timeout-ms */
   uint64_t timeouts;   /* connections closed by --idle-ms */
   uint64_t busy;       /* clients told "ERR server busy" */
+  uint64_t room_waits; /* times a connection stopped reading for room */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -412,6 +444,103 @@ static void idle_update(struct server *s, struct conn *c)
   c->progress = false;
 }
 
+/* Input room (--max-buffered): a connection waits for it in a FIFO. */
+static void room_wait(struct server *s, struct conn *c)
+{
+  c->waits_room = true;
+  c->room_next = NULL;
+  c->room_prev = s->room_tail;
+  if (s->room_tail != NULL)
+    s->room_tail->room_next = c;
+  else
+    s->room_head = c;
+  s->room_tail = c;
+  s->room_waits++;
+}
+
+static void room_leave(struct server *s, struct conn *c)
+{
+  if (!c->waits_room)
+    return;
+  if (c->room_prev != NULL)
+    c->room_prev->room_next = c->room_next;
+  else
+    s->room_head = c->room_next;
+  if (c->room_next != NULL)
+    c->room_next->room_prev = c->room_prev;
+  else
+    s->room_tail = c->room_prev;
+  c->room_prev = c->room_next = NULL;
+  c->waits_room = false;
+}
+
+/* Whether c may add need bytes to its input buffer: within the cap, or
+ * past it as the one connection allowed to (the oldest waiting one, or any
+ * if none waits), so that a line being received can always complete. The
+ * others only grow within the cap, so the total stays under the cap plus
+ * one line. */
+static bool room_grant(struct server *s, struct conn *c, size_t need)
+{
+  if (s->buffered + need <= s->opt.max_buffered || s->overdraft == c)
+    return true;
+  if (s->overdraft != NULL || (s->room_head != NULL && s->room_head != c))
+    return false;
+  s->overdraft = c;
+  return true;
+}
+
+/* Resize c's input buffer to cap bytes (0: free it), counting them. False
+ * if out of memory (nothing changed). */
+static bool in_resize(struct server *s, struct conn *c, size_t cap)
+{
+  if (cap == 0) {
+    free(c->in);
+    c->in = NULL;
+  } else {
+    char *p = realloc(c->in, cap);
+    if (p == NULL)
+      return false;
+    c->in = p;
+  }
+  s->buffered = s->buffered - c->in_cap + cap;
+  if (s->buffered > s->peak_buffered)
+    s->peak_buffered = s->buffered;
+  c->in_cap = cap;
+  if (s->overdraft == c && s->buffered <= s->opt.max_buffered)
+    s->overdraft = NULL; /* back within the cap */
+  return true;
+}
+
+/* Make room for more input: 1 done, 0 no room now (wait), -1 no memory. */
+static int in_grow(struct server *s, struct conn *c)
+{
+  size_t cap = c->in_cap == 0 ? CONN_IN_MIN : c->in_cap * 2;
+  if (cap > CONN_IN_MAX)
+    cap = CONN_IN_MAX;
+  if (cap <= c->in_cap) /* cannot happen: a full buffer is a long line */
+    return -1;
+  if (!room_grant(s, c, cap - c->in_cap))
+    return 0;
+  return in_resize(s, c, cap) ? 1 : -1;
+}
+
+/* After lines were taken: give back what the rest no longer needs (the
+ * whole buffer if nothing is left). */
+static void in_trim(struct server *s, struct conn *c)
+{
+  size_t cap = 0;
+  if (c->in_len > 0)
+    for (cap = CONN_IN_MIN; cap < c->in_len; cap *= 2)
+      ;
+  if (cap > CONN_IN_MAX)
+    cap = CONN_IN_MAX;
+  if (cap < c->in_cap && !in_resize(s, c, cap)) {
+    /* realloc would not shrink it: keep it as it is */
+  }
+  if (c->waits_room && c->in_len < c->in_cap)
+    room_leave(s, c); /* it has room again */
+}
+
 static void free_conn(struct conn *c)
 {
   while (c->head != NULL) {
@@ -435,6 +564,11 @@ static void conn_close(struct server *s, struct conn *c)
   c->fd = -1;
   s->nopen--;
   idle_unlink(s, c);
+  room_leave(s, c);
+  c->in_len = 0;
+  in_resize(s, c, 0); /* give the input room back now */
+  if (s->overdraft == c)
+    s->overdraft = NULL;
   if (c->blocked) { /* leave the blocked FIFO */
     struct conn **p = &s->blocked_head, *prev = NULL;
     while (*p != c) {
@@ -683,6 +817,7 @@ static void take_lines(struct server *s, struct conn *c)
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
     c->progress = true;
+    in_trim(s, c);
   }
 }
 
@@ -690,7 +825,7 @@ static void take_lines(struct server *s, struct conn *c)
 static bool conn_interest(struct server *s, struct conn *c)
 {
   uint32_t want = 0;
-  if (!c->peer_eof && can_take(c))
+  if (!c->peer_eof && can_take(c) && !c->waits_room)
     want |= EPOLLIN;
   if (c->out_off < c->out_len)
     want |= EPOLLOUT;
@@ -737,12 +872,15 @@ static void conn_pump(struct server *s, struct conn *c)
   idle_update(s, c);
 }
 
-/* The client made no progress for --idle-ms while the server waited. */
+/* The client made no progress for --idle-ms while the server waited (or,
+ * waiting for input room, stopped reading). */
 static void conn_idle_timeout(struct server *s, struct conn *c)
 {
-  static const char msg[] = "ERR read timeout\n";
-  if (c->in_len > 0 && c->out_off == c->out_len &&
-      send(c->fd, msg, sizeof msg - 1, MSG_NOSIGNAL) < 0) {
+  const char *msg = c->waits_room   ? "ERR server busy\n"
+                    : c->in_len > 0 ? "ERR read timeout\n"
+                                    : NULL;
+  if (msg != NULL && c->out_off == c->out_len &&
+      send(c->fd, msg, strlen(msg), MSG_NOSIGNAL) < 0) {
     /* the client is gone or not reading: nobody to tell */
   }
   s->timeouts++;
@@ -752,16 +890,17 @@ static void conn_idle_timeout(struct server *s, struct conn *c)
 static void conn_read(struct server *s, struct conn *c)
 {
   if (c->in_len == c->in_cap) {
-    size_t cap = c->in_cap == 0 ? 4096 : c->in_cap * 2;
-    if (cap > CONN_IN_MAX)
-      cap = CONN_IN_MAX;
-    char *p = cap > c->in_cap ? realloc(c->in, cap) : NULL;
-    if (p == NULL) { /* cannot happen with can_take(): be safe anyway */
+    int grown = in_grow(s, c);
+    if (grown < 0) {
       conn_close(s, c);
       return;
     }
-    c->in = p;
-    c->in_cap = cap;
+    if (grown == 0) { /* stop reading until there is room */
+      room_wait(s, c);
+      if (!conn_interest(s, c))
+        conn_close(s, c);
+      return;
+    }
   }
   ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
   if (n > 0) {
@@ -773,6 +912,24 @@ static void conn_read(struct server *s, struct conn *c)
     return;
   }
   conn_pump(s, c);
+}
+
+/* Let the connections waiting for input room read again, oldest first,
+ * while there is room. Each reads at once what waits in its socket: none
+ * is left with room it did not use. */
+static void room_feed(struct server *s)
+{
+  while (s->room_head != NULL) {
+    struct conn *c = s->room_head;
+    int grown = in_grow(s, c);
+    if (grown == 0)
+      break;
+    room_leave(s, c);
+    if (grown < 0)
+      conn_close(s, c);
+    else
+      conn_read(s, c); /* may wait for room again, at the back */
+  }
 }
 
 static void conn_event(struct server *s, struct conn *c, uint32_t events)
@@ -844,6 +1001,10 @@ static void accept_all(struct server *s)
         fprintf(stderr, "server: accept: %s (paused)\n", strerror(errno));
       }
       return; /* EAGAIN, or paused */
+    }
+    if (s->room_head != NULL) { /* out of input room: see room_feed() */
+      refuse(s, fd);
+      continue;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1002,6 +1163,7 @@ static void run_loop(struct server *s)
         conn_event(s, p, evs[i].events);
       }
     }
+    room_feed(s);
     if (drained)
       after_drain(s);
     else
@@ -1059,6 +1221,9 @@ static void print_stats(struct server *s)
          "timeouts, %llu busy\n",
          (unsigned long long)s->too_costly, (unsigned long long)s->deadlines,
          (unsigned long long)s->timeouts, (unsigned long long)s->busy);
+  printf("input buffers: peak %zu bytes (cap %lu), %llu waits for room\n",
+         s->peak_buffered, s->opt.max_buffered,
+         (unsigned long long)s->room_waits);
   if (s->pool == NULL)
     return;
   crew_stats st;

@@ -14,6 +14,11 @@
 #  - descriptor limit: under prlimit --nofile, the clients past the limit
 #    are told "ERR server busy" and closed, and served again once
 #    descriptors free.
+#  - buffer cap: clients holding partial lines fill --max-buffered: the
+#    server's input buffers stay under the cap and one line (and its RSS
+#    grows by about that much, unless built with a sanitizer), newcomers
+#    are told "ERR server busy", the holders are answered and closed at
+#    --idle-ms, and newcomers are served again.
 # Linux only (epoll, signalfd); the clients are Python 3, and prlimit
 # (util-linux) sets the descriptor limit. Skipped (77) where one is missing.
 set -u
@@ -224,6 +229,30 @@ def cpu_ticks(pid):
     except OSError:
         raise Fail(f"worker process {pid} is gone")
     return int(fields[11]) + int(fields[12])
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Fail(f"no VmRSS for process {pid}")
+
+
+def sanitized():
+    """Whether the server is built with a sanitizer, whose allocator keeps
+    freed memory (its RSS says nothing about the server's buffers)."""
+    d, f = os.path.split(SERVER)
+    for path in (os.path.join(d, ".libs", f), SERVER):  # libtool's, or it
+        try:
+            with open(path, "rb") as b:
+                data = b.read()
+        except OSError:
+            continue
+        if b"__asan_init" in data or b"__tsan_init" in data \
+                or b"__msan_init" in data:
+            return True
+    return False
 
 
 def ok(text):
@@ -495,8 +524,86 @@ def check_fd_limit():
        f"a newcomer served once one left")
 
 
+def check_buffer_cap():
+    """--max-buffered: 200 clients each holding a 60 KB partial line would
+    make the server buffer 12 MB; it buffers at most the cap and one line,
+    refuses new clients with "ERR server busy" while the cap holds, tells
+    each holder "ERR read timeout" (or, if it stopped reading from it, "ERR
+    server busy") at --idle-ms, and serves again once they are gone."""
+    cap, n, partial = 1 << 20, 200, 60000
+    s = Server("buffer-cap", ["--workers", "1", "--max-buffered", str(cap),
+                              "--idle-ms", "1500", "--stats"])
+    holders = []
+    try:
+        p = Client(s.port)
+        p.send("PING\n")
+        p.expect("PING before", "PONG")
+        p.close()
+        before = rss_kib(s.proc.pid)
+        line = ("HASH 1 " + "p" * partial).encode()
+        for _ in range(n):
+            c = Client(s.port)
+            c.send(line)
+            holders.append(c)
+        # The server reads the partial lines until the cap holds: from then
+        # on a newcomer is refused. Poll for that (each probe is answered).
+        end = time.monotonic() + 10
+        while True:
+            p = Client(s.port)
+            p.send("PING\n")
+            got = p.line()
+            if got == "ERR server busy":
+                p.expect_closed("a newcomer refused while the cap holds")
+                p.close()
+                break
+            p.close()
+            if got != "PONG":
+                raise Fail(f"a newcomer: got {got!r}, expected PONG or ERR "
+                           f"server busy")
+            if time.monotonic() > end:
+                raise Fail(f"{n} partial lines of {partial} bytes never "
+                           f"filled --max-buffered {cap}")
+            time.sleep(0.02)
+        grown = rss_kib(s.proc.pid) - before
+        # At --idle-ms every holder is told why, and closed.
+        told = {"ERR read timeout": 0, "ERR server busy": 0}
+        for i, c in enumerate(holders):
+            got = c.line()
+            if got not in told:
+                raise Fail(f"holder {i}: got {got!r}, expected ERR read "
+                           f"timeout or ERR server busy")
+            told[got] += 1
+            c.expect_closed(f"holder {i} after {got!r}")
+        if told["ERR read timeout"] == 0 or told["ERR server busy"] == 0:
+            raise Fail(f"holders were told {told}: expected both answers")
+        p = Client(s.port)
+        p.send("PING\n")
+        p.expect("a newcomer once the holders are gone", "PONG")
+        p.close()
+        s.stop()
+        m = s.wait_line(r"^input buffers: peak (\d+) bytes", 1)
+        peak = int(m.group(1))
+    finally:
+        for c in holders:
+            c.close()
+        s.kill()
+    if peak > cap + 65537:
+        raise Fail(f"input buffers peaked at {peak} bytes, past the cap "
+                   f"{cap} and one line")
+    rss = f"RSS grew {grown} KiB"
+    if sanitized():
+        rss += " (not checked: a sanitizer's allocator)"
+    elif grown > 3 * 1024:
+        raise Fail(f"RSS grew {grown} KiB holding {n} partial lines of "
+                   f"{partial} bytes under --max-buffered {cap}")
+    ok(f"buffer cap: {n} partial lines of {partial} bytes under "
+       f"--max-buffered {cap}: input buffers peaked at {peak} bytes, {rss}, "
+       f"newcomers refused; {told['ERR read timeout']} holders told ERR "
+       f"read timeout and {told['ERR server busy']} ERR server busy")
+
+
 checks = [check_cost, check_task_failed, check_deadline, check_slow_clients,
-          check_fd_limit]
+          check_fd_limit, check_buffer_cap]
 started = time.monotonic()
 for check in checks:
     servers.clear()
