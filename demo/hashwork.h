@@ -50,6 +50,10 @@
  *                           input): the first line a new client reads, or
  *                           the answer to a client whose wait for room
  *                           outlasted the idle timeout
+ *      ERR server shutting down
+ *                           the server is shutting down and its time to
+ *                           finish ran out: the answer to every request it
+ *                           read and did not answer, each in its turn
  */
 #ifndef DEMO_HASHWORK_H
 #define DEMO_HASHWORK_H

@@ -22,9 +22,11 @@
  * server waited longer than its idle timeout for the rest of a line, as it
  * may when it stopped reading for want of memory) whatever the request;
  * busy ("ERR server busy": it has no descriptor, or no memory, for one more
- * connection) whatever the request. After a read_timeout or a busy the
- * server closes the connection: the requests it leaves unanswered are
- * counted with it, not as missing.
+ * connection) whatever the request; shutting_down ("ERR server shutting
+ * down": its drain time ran out) whatever the request. After a
+ * read_timeout, a busy or a shutting_down the server closes the
+ * connection: the requests it leaves unanswered are counted with it, not
+ * as missing.
  *
  * The expected digests are computed before the clock starts, for a table of
  * PAYLOADS distinct payloads that consecutive requests take in turn (request
@@ -209,18 +211,20 @@ static void make_payload(char *out, size_t n, unsigned k)
 enum decline {
   DECLINE_COSTLY,
   DECLINE_FAILED,
-  DECLINE_TIMEOUT, /* closes the connection */
-  DECLINE_BUSY,    /* closes the connection */
+  DECLINE_TIMEOUT,  /* closes the connection */
+  DECLINE_BUSY,     /* closes the connection */
+  DECLINE_SHUTDOWN, /* closes the connection */
   DECLINE_KINDS
 };
 
 static const char *const decline_names[DECLINE_KINDS] = {
-    "too_costly", "task_failed", "read_timeout", "busy"};
+    "too_costly", "task_failed", "read_timeout", "busy", "shutting_down"};
 
 /* Whether the server closes the connection after such an answer. */
 static bool decline_closes(int why)
 {
-  return why == DECLINE_TIMEOUT || why == DECLINE_BUSY;
+  return why == DECLINE_TIMEOUT || why == DECLINE_BUSY ||
+         why == DECLINE_SHUTDOWN;
 }
 
 /* Whether the answer line is a legitimate refusal of a request of this
@@ -231,6 +235,9 @@ static int declined(const char *line, size_t len, uint64_t cost)
   static const char failed[] = "ERR task failed: ";
   static const char timeout[] = "ERR read timeout";
   static const char busy[] = "ERR server busy";
+  static const char stopping[] = "ERR server shutting down";
+  if (len == sizeof stopping - 1 && memcmp(line, stopping, len) == 0)
+    return DECLINE_SHUTDOWN;
   if (len == sizeof timeout - 1 && memcmp(line, timeout, len) == 0)
     return DECLINE_TIMEOUT;
   if (len == sizeof busy - 1 && memcmp(line, busy, len) == 0)

@@ -17,8 +17,11 @@
  * overran --task-timeout-ms, and crew_strerror()'s text otherwise, as when
  * the worker process died during it (a crash, or killed from outside; crew
  * replaces the worker). The work is a pure function of the request, so a
- * client may safely send a failed request again. demo/loadgen drives it and
- * checks every answer.
+ * client may safely send a failed request again. The server may also end a
+ * connection after a last ERR: "ERR read timeout" or "ERR server busy"
+ * (limits below) answers its oldest unanswered request, "ERR server
+ * shutting down" (Shutdown below) every one still unanswered. demo/loadgen
+ * drives it and checks every answer.
  *
  * Design:
  *  - Order: a client may pipeline requests; answers go back in request
@@ -43,10 +46,18 @@
  *    socket (new connects are refused: the pool is created before the
  *    socket, so no worker process holds a copy of it) and keeps serving the
  *    open connections until their clients close them, for at most
- *    --drain-ms; then the rest are closed. A second signal ends the drain at
- *    once. Finally the pool is shut down (CREW_CANCEL: no client waits for
- *    what is still queued), its completions drained and freed, and the
- *    channel destroyed. Exit status 0.
+ *    --drain-ms. Then every request still unanswered on the rest (running,
+ *    queued in the pool, or read but not yet taken) is answered "ERR
+ *    server shutting down", after the answers already made before it, as
+ *    much as each socket takes at once is sent, and they are closed. A
+ *    second signal ends the drain at once, the same way. Finally the pool
+ *    is shut down (CREW_CANCEL: no client waits for what is still queued;
+ *    running tasks finish, within --task-timeout-ms with --processes), its
+ *    completions drained and freed, and the channel destroyed. Exit status
+ *    0. A second signal in process mode is meant to end running work at
+ *    once: SHUTDOWN_HURRIED below becomes CREW_KILL once crew has that
+ *    shutdown; until then the task deadline bounds how long running work
+ *    holds the exit.
  *  - A client that half-closes (EOF) still gets every answer, then the
  *    server closes. One that goes away (a reset, a failed send) is closed
  *    at once; the records of its running requests stay until their
@@ -128,6 +139,11 @@
 #define ANSWER_MAX   64                /* "ERR ..." lines fit */
 #define EVENTS_MAX   64
 #define DRAIN_BATCH  64
+
+/* How the pool is shut down after a second signal with worker processes:
+ * CREW_KILL (kill the running tasks' workers) once crew has it. Until then
+ * running tasks finish, each within --task-timeout-ms. */
+#define SHUTDOWN_HURRIED CREW_CANCEL
 
 /* The limits' defaults (see "Limits" above, and --help). */
 #define DEFAULT_MAX_COST        100000000ul /* about 0.1 s of CPU */
@@ -344,6 +360,7 @@ struct server {
   int epfd, lfd, sfd;
   int spare; /* an open descriptor, given up to refuse a client */
   bool draining;
+  bool hurried; /* a second signal came */
   uint64_t deadline_ns;
   bool accept_paused;         /* out of descriptors: retry on a close */
   struct conn *open, *closed; /* closed: freed by reap_closed() */
@@ -367,6 +384,7 @@ struct server {
   uint64_t timeouts;   /* connections closed by --idle-ms */
   uint64_t busy;       /* clients told "ERR server busy" */
   uint64_t room_waits; /* times a connection stopped reading for room */
+  uint64_t unfinished; /* requests answered "ERR server shutting down" */
 };
 
 /* Sentinels for epoll's data.ptr: everything else is a struct conn. */
@@ -1089,6 +1107,7 @@ static void begin_shutdown(struct server *s, int sig)
 {
   if (s->draining) { /* a second signal: stop draining now */
     s->deadline_ns = now_ns();
+    s->hurried = true;
     return;
   }
   accept_all(s); /* connections the kernel already completed are ours */
@@ -1100,6 +1119,41 @@ static void begin_shutdown(struct server *s, int sig)
          "ms\n",
          strsignal(sig), s->nopen, s->opt.drain_ms);
   fflush(stdout);
+}
+
+/* The drain is over: answer every request the connection has not answered
+ * "ERR server shutting down", in order after the answers already made,
+ * send what the socket takes now, and close it. The records of running
+ * requests stay until their completions come back (see conn_close()). */
+static void conn_close_unfinished(struct server *s, struct conn *c)
+{
+  static const char msg[] = "ERR server shutting down\n";
+  size_t n = sizeof msg - 1;
+  bool ok = true;
+  for (struct req *r = c->head; r != NULL && ok; r = r->next) {
+    if ((ok = out_reserve(c, r->done ? r->n : n))) {
+      memcpy(c->out + c->out_len, r->done ? r->answer : msg,
+             r->done ? r->n : n);
+      c->out_len += r->done ? r->n : n;
+      if (!r->done)
+        s->unfinished++;
+    }
+  }
+  for (size_t off = 0; ok && off < c->in_len;) { /* lines not yet taken */
+    char *nl = memchr(c->in + off, '\n', c->in_len - off);
+    if (nl == NULL)
+      break; /* a partial line is no request */
+    if ((ok = out_reserve(c, n))) {
+      memcpy(c->out + c->out_len, msg, n);
+      c->out_len += n;
+      s->unfinished++;
+    }
+    off = (size_t)(nl - c->in) + 1;
+  }
+  if (!conn_write(c)) {
+    /* the client is gone: nobody to tell */
+  }
+  conn_close(s, c);
 }
 
 /* Close the connections whose idle time is up; how long epoll may wait for
@@ -1131,12 +1185,15 @@ static void run_loop(struct server *s)
     if (s->draining && s->nopen == 0)
       break;
     if (s->draining && now_ns() >= s->deadline_ns) {
-      if (s->nopen > 0) {
-        printf("drain timeout: closing %zu connections\n", s->nopen);
+      size_t open = s->nopen;
+      while (s->open != NULL)
+        conn_close_unfinished(s, s->open);
+      if (open > 0) {
+        printf("drain timeout: closing %zu connections, %llu requests "
+               "answered \"ERR server shutting down\"\n",
+               open, (unsigned long long)s->unfinished);
         fflush(stdout);
       }
-      while (s->open != NULL)
-        conn_close(s, s->open);
       break;
     }
     int n = epoll_wait(s->epfd, evs, EVENTS_MAX, timeout);
@@ -1317,11 +1374,13 @@ int main(int argc, char **argv)
 
 out:
   /* Every connection is closed by now (or none was opened). What is still
-   * queued has no client: cancel it; running tasks finish. */
+   * queued has no client: cancel it; running tasks finish (see
+   * SHUTDOWN_HURRIED). */
   while (s.open != NULL)
     conn_close(&s, s.open);
-  if (s.pool != NULL)
-    crew_pool_shutdown(s.pool, CREW_CANCEL);
+  int how = s.hurried && s.opt.processes ? SHUTDOWN_HURRIED : CREW_CANCEL;
+  if (s.pool != NULL && (rc = crew_pool_shutdown(s.pool, how)) != 0)
+    fprintf(stderr, "server: crew_pool_shutdown: %s\n", crew_strerror(rc));
   if (s.opt.stats && status == 0)
     print_stats(&s);
   crew_pool_destroy(s.pool);

@@ -19,6 +19,9 @@
 #    grows by about that much, unless built with a sanitizer), newcomers
 #    are told "ERR server busy", the holders are answered and closed at
 #    --idle-ms, and newcomers are served again.
+#  - shutdown: past --drain-ms, or at a second signal, every request still
+#    unanswered gets "ERR server shutting down" before the close, and the
+#    task deadline bounds the exit.
 # Linux only (epoll, signalfd); the clients are Python 3, and prlimit
 # (util-linux) sets the descriptor limit. Skipped (77) where one is missing.
 set -u
@@ -602,8 +605,70 @@ def check_buffer_cap():
        f"read timeout and {told['ERR server busy']} ERR server busy")
 
 
+def shutdown_case(name, drain_ms, second_signal):
+    """One client's requests: PING (answered), a HASH of seconds (running),
+    three more held behind it (one in the pool's queue of 1 at most, the
+    rest unread lines: the queue is full), all read in one go. The drain
+    ends (at --drain-ms, or at a second signal): every unanswered request
+    gets "ERR server shutting down", then the connection is closed. The
+    running task holds the exit until its deadline, --task-timeout-ms (long
+    enough for the drain to end first on a loaded machine)."""
+    s = Server(name, ["--processes", "--workers", "1", "--queue", "1",
+                      "--drain-ms", str(drain_ms), "--task-timeout-ms", "2000",
+                      "--max-cost", "10000000000"])
+    try:
+        w = the_worker(s)
+        before = cpu_ticks(w)
+        c = Client(s.port)
+        # One send, one segment: the server reads it whole, so once PING is
+        # answered every line is in the server.
+        c.send("PING\nHASH 1000000 " + "s" * 2000 +
+               "\nHASH 2 x\nHASH 3 y\nPING\n")
+        c.expect("PING", "PONG")
+        end = time.monotonic() + 10
+        while cpu_ticks(w) < before + 3:  # the HASH is running
+            if time.monotonic() > end:
+                raise Fail("the worker never started the long HASH")
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        s.signal()
+        s.wait_line(r"^shutting down .*: 1 connections open", 10)
+        if second_signal:
+            s.signal()
+        for what in ("the running HASH", "HASH 2 x", "HASH 3 y", "PING"):
+            c.expect(what, "ERR server shutting down")
+        c.expect_closed("after the drain")
+        answered = time.monotonic() - t0
+        c.close()
+        s.wait_exit(10)
+        exited = time.monotonic() - t0
+        if exited > 8:
+            raise Fail(f"exit {exited:.2f} s after the signal, with a task "
+                       f"deadline of 2 s")
+        s.wait_line(r'^drain timeout: closing 1 connections, 4 requests '
+                    r'answered "ERR server shutting down"$', 1)
+    finally:
+        s.kill()
+    return answered, exited
+
+
+def check_shutdown():
+    """Past the drain time, unanswered requests are answered "ERR server
+    shutting down" before the close; a second signal ends the drain at
+    once; the task deadline bounds the exit."""
+    answered, exited = shutdown_case("shutdown", 300, False)
+    if answered < 0.3:
+        raise Fail(f"the drain of 300 ms ended after {answered:.2f} s")
+    ok(f"shutdown: past --drain-ms 300 four unanswered requests got \"ERR "
+       f"server shutting down\" after {answered:.2f} s, then the close; "
+       f"exit 0 after {exited:.2f} s (task deadline 2 s)")
+    answered, exited = shutdown_case("shutdown-twice", 60000, True)
+    ok(f"shutdown: a second signal ended a drain of 60 s at once: the same "
+       f"answers after {answered:.2f} s, exit 0 after {exited:.2f} s")
+
+
 checks = [check_cost, check_task_failed, check_deadline, check_slow_clients,
-          check_fd_limit, check_buffer_cap]
+          check_fd_limit, check_buffer_cap, check_shutdown]
 started = time.monotonic()
 for check in checks:
     servers.clear()
