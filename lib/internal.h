@@ -232,6 +232,23 @@ int crew__pool_enqueue(crew_pool *pool, struct crew__task *t,
 
 /* -------------------------------------------------------------- map.c */
 
+/*
+ * The maps in flight on a thread pool, so that a CREW_CANCEL shutdown can
+ * cancel at once the items no runner has taken yet. `lock` guards the list;
+ * lock order: this lock, then a map's own.
+ */
+struct crew__maps {
+  crew__mutex lock;
+  struct crew__map *head;
+  bool cancelled; /* a CREW_CANCEL shutdown began: later maps too */
+};
+int crew__maps_init(struct crew__maps *m);
+void crew__maps_fini(struct crew__maps *m);
+/* Cancel every item that no runner of a map in flight has claimed. */
+void crew__maps_cancel(struct crew__maps *m);
+/* The maps of a thread pool (pool.c). */
+struct crew__maps *crew__pool_maps(crew_pool *pool);
+
 /* Run a map runner slot in worker w. */
 void crew__map_run(struct crew__map *job, struct crew__worker *w);
 

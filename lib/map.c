@@ -17,9 +17,15 @@
  * last one out settles the items nobody claimed as CREW_ECANCELED, so the
  * caller never waits for work that will not run.
  *
+ * Cancelling: while it runs, a map is on its pool's list of maps
+ * (struct crew__maps), so that a CREW_CANCEL shutdown claims, at once, every
+ * chunk no runner has claimed and settles its items as CREW_ECANCELED; the
+ * runners then find nothing left and leave after their current chunk.
+ *
  * Locking: `lock` guards done, fail_index and fail_status, and all_done is
- * signalled under it when done reaches count. The job is reference counted
- * (the caller and each queued runner) because a runner that starts after the
+ * signalled under it when done reaches count. The list's lock guards prev
+ * and next; lock order: list, then job. The job is reference counted (the
+ * caller and each queued runner) because a runner that starts after the
  * last item finished still touches it.
  */
 #include "config.h"
@@ -47,6 +53,7 @@ struct crew__map {
   size_t out_stride;
   size_t count;
   size_t chunk;
+  struct crew__map *prev_map, *next_map; /* on the pool's list (its lock) */
 };
 
 /* ------------------------------------------------------------ the job */
@@ -118,19 +125,73 @@ static void run_chunk(struct crew__map *job, struct crew__worker *w,
   finish_items(job, end - start, fail_index, fail_status);
 }
 
+/* Claim every chunk left and settle its items as cancelled. */
+static void cancel_unclaimed(struct crew__map *job)
+{
+  size_t start, end;
+  while (claim_chunk(job, &start, &end)) {
+    crew__pool_count_cancelled(job->pool, end - start);
+    finish_items(job, end - start, start, CREW_ECANCELED);
+  }
+}
+
 /*
  * A runner leaves. If it was the last that could claim items and some are
  * still unclaimed (their runners were dropped), settle them as cancelled.
  */
 static void runner_exit(struct crew__map *job)
 {
-  if (atomic_fetch_sub_explicit(&job->runners, 1, memory_order_acq_rel) != 1)
-    return;
-  size_t start, end;
-  while (claim_chunk(job, &start, &end)) {
-    crew__pool_count_cancelled(job->pool, end - start);
-    finish_items(job, end - start, start, CREW_ECANCELED);
-  }
+  if (atomic_fetch_sub_explicit(&job->runners, 1, memory_order_acq_rel) == 1)
+    cancel_unclaimed(job);
+}
+
+/* ---------------------------------------------------- the pool's maps */
+
+int crew__maps_init(struct crew__maps *m)
+{
+  m->head = NULL;
+  m->cancelled = false;
+  return crew__mutex_init(&m->lock);
+}
+
+void crew__maps_fini(struct crew__maps *m)
+{
+  crew__mutex_destroy(&m->lock);
+}
+
+void crew__maps_cancel(struct crew__maps *m)
+{
+  crew__mutex_lock(&m->lock);
+  m->cancelled = true;
+  for (struct crew__map *job = m->head; job != NULL; job = job->next_map)
+    cancel_unclaimed(job); /* its caller is waiting: the job is alive */
+  crew__mutex_unlock(&m->lock);
+}
+
+/* Put job on the list; if a cancel came first, cancel what is unclaimed. */
+static void maps_add(struct crew__maps *m, struct crew__map *job)
+{
+  crew__mutex_lock(&m->lock);
+  job->prev_map = NULL;
+  job->next_map = m->head;
+  if (m->head != NULL)
+    m->head->prev_map = job;
+  m->head = job;
+  if (m->cancelled)
+    cancel_unclaimed(job);
+  crew__mutex_unlock(&m->lock);
+}
+
+static void maps_remove(struct crew__maps *m, struct crew__map *job)
+{
+  crew__mutex_lock(&m->lock);
+  if (job->prev_map != NULL)
+    job->prev_map->next_map = job->next_map;
+  else
+    m->head = job->next_map;
+  if (job->next_map != NULL)
+    job->next_map->prev_map = job->prev_map;
+  crew__mutex_unlock(&m->lock);
 }
 
 void crew__map_run(struct crew__map *job, struct crew__worker *w)
@@ -262,6 +323,8 @@ int crew_map(crew_pool *pool, crew_fn fn, const void *in, size_t in_stride,
     job_unref(job);
     return CREW_ECLOSED;
   }
+  struct crew__maps *maps = crew__pool_maps(pool);
+  maps_add(maps, job);
   for (size_t i = queued; i < want; i++)
     runner_exit(job); /* runners that never went in */
   if (self != NULL) {
@@ -271,6 +334,7 @@ int crew_map(crew_pool *pool, crew_fn fn, const void *in, size_t in_stride,
     runner_exit(job);
   }
   rc = wait_done(job);
+  maps_remove(maps, job);
   job_unref(job);
   return rc;
 }

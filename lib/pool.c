@@ -13,8 +13,12 @@
  * whether to run it or cancel it. Then the queue is closed. Closing the
  * queue is the whole stop protocol: workers pop until the queue says
  * CREW_ECLOSED, so every slot queued before the close is popped exactly once.
- * There are no sentinel tasks. For a process pool the state word lives in
- * the memory it shares with its workers, so they see the same decision.
+ * There are no sentinel tasks. After CREW_CANCEL, the shutting-down thread
+ * does not wait for the workers to reach what is queued: it pops and
+ * cancels every slot itself, and cancels the items no runner of a map has
+ * claimed (every later shutdown call does the same, to be sure). For a
+ * process pool the state word lives in the memory it shares with its
+ * workers, so they see the same decision.
  *
  * Locking: the queue has its own lock. `join_lock` guards `joined` and makes
  * one thread join the workers while later shutdowns wait for it. Nothing else
@@ -57,7 +61,8 @@ struct crew_pool {
   _Atomic int own_state;
   _Atomic size_t alive; /* workers that have not exited */
   crew__mutex join_lock;
-  bool joined; /* guarded by join_lock */
+  bool joined;            /* guarded by join_lock */
+  struct crew__maps maps; /* maps in flight */
   alignas(64) _Atomic uint64_t submitted;
   alignas(64) _Atomic uint64_t cancelled;
   /* Latency: the histograms' sums at the last reset (lat_lock). */
@@ -110,6 +115,11 @@ size_t crew__pool_nworkers(const crew_pool *pool)
 struct crew__procpool *crew__pool_procpool(const crew_pool *pool)
 {
   return pool->proc;
+}
+
+struct crew__maps *crew__pool_maps(crew_pool *pool)
+{
+  return &pool->maps;
 }
 
 size_t crew_pool_workers(const crew_pool *pool)
@@ -398,6 +408,7 @@ static void pool_free(crew_pool *pool)
   crew__fork_guard_fini(&pool->fork_guard);
   crew__mutex_destroy(&pool->join_lock);
   crew__mutex_destroy(&pool->lat_lock);
+  crew__maps_fini(&pool->maps);
   free(pool->lat_base);
   free(pool->workers);
   free(pool->name);
@@ -414,6 +425,12 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
     return CREW_ENOMEM;
   }
   if (crew__mutex_init(&pool->lat_lock) != 0) {
+    crew__mutex_destroy(&pool->join_lock);
+    free(pool);
+    return CREW_ENOMEM;
+  }
+  if (crew__maps_init(&pool->maps) != 0) {
+    crew__mutex_destroy(&pool->lat_lock);
     crew__mutex_destroy(&pool->join_lock);
     free(pool);
     return CREW_ENOMEM;
@@ -517,19 +534,35 @@ int crew_pool_create(crew_pool **pp, const crew_config *cfg)
 
 /* ----------------------------------------------------------- shutdown */
 
-/* The first caller closes the queue; later ones change nothing. */
+/* Thread mode, after a CREW_CANCEL shutdown began: cancel what is queued
+ * here and now, without waiting for a worker to reach it. */
+static void cancel_queued(crew_pool *pool)
+{
+  struct crew__task t;
+  while (crew_queue_pop_timed(pool->queue, &t, 0) == 0)
+    drop_task(pool, &t);
+  crew__maps_cancel(&pool->maps);
+}
+
+/* The first caller decides how the pool stops and closes the queue; after
+ * CREW_CANCEL, every caller cancels what is still queued. */
 static void begin_shutdown(crew_pool *pool, int how)
 {
-  int expected = OPEN;
+  int state = OPEN;
   int to = how == CREW_CANCEL ? CANCELLING : DRAINING;
-  if (!atomic_compare_exchange_strong_explicit(pool->state, &expected, to,
-                                               memory_order_acq_rel,
-                                               memory_order_acquire))
+  bool first = atomic_compare_exchange_strong_explicit(
+      pool->state, &state, to, memory_order_acq_rel, memory_order_acquire);
+  if (first)
+    state = to;
+  if (pool->proc != NULL) {
+    crew__procpool_begin_stop(pool->proc,
+                              state == CANCELLING ? CREW_CANCEL : CREW_DRAIN);
     return;
-  if (pool->proc != NULL)
-    crew__procpool_begin_stop(pool->proc, how);
-  else
+  }
+  if (first)
     crew_queue_close(pool->queue);
+  if (state == CANCELLING)
+    cancel_queued(pool);
 }
 
 static void join_workers(crew_pool *pool)

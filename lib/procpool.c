@@ -188,7 +188,9 @@ struct pmap {
   uint64_t count, chunk, nchunks; /* the job's geometry, ours to trust */
   size_t runners;                 /* runner entries queued or running */
   bool complete;                  /* no runner left and nothing left to run */
-  crew__cond done;                /* the mapping thread waits here (pp->lock) */
+  bool cut;        /* a CREW_CANCEL shutdown took the chunks left ... */
+  uint64_t cut_at; /* ... from this one on, and counted them cancelled */
+  crew__cond done; /* the mapping thread waits here (pp->lock) */
 };
 
 enum worker_state { W_EMPTY, W_STARTING, W_ALIVE };
@@ -766,6 +768,25 @@ static struct settlement task_lost(struct crew__procpool *pp, struct pentry *e,
 }
 
 /*
+ * With the lock held: task entry e was popped but never started. Put it back
+ * on the queue, or cancel it if a CREW_CANCEL shutdown began (*s then says
+ * how to settle it); false if neither could be done.
+ */
+static bool requeue(struct crew__procpool *pp, struct pentry *e,
+                    struct settlement *s)
+{
+  *s = (struct settlement){.how = S_NONE};
+  if (pp->stop == CREW_CANCEL + 1) {
+    uint32_t expected = R_QUEUED;
+    atomic_compare_exchange_strong(&record_at(pp, e->offset)->state, &expected,
+                                   R_CANCELLED);
+    *s = task_cancelled(pp, e);
+    return true;
+  }
+  return !pp->tasks_closed && push_desc(pp, e, DESC_TASK, e->offset);
+}
+
+/*
  * With the lock held: a worker said (EV_DONE, EV_SKIPPED) it is finished
  * with task entry e. The record's state is read once; what it should be is
  * decided by what happened, so a worker that scribbled on it cannot have
@@ -783,9 +804,9 @@ static struct settlement task_reported(struct crew__procpool *pp,
     return task_ran(pp, e);
   if (kind == EV_SKIPPED && (state == R_RUNNING || state == R_DONE))
     return (struct settlement){.how = S_NONE}; /* a copy: the other reports */
-  if (kind == EV_SKIPPED && state == R_QUEUED && !pp->tasks_closed &&
-      push_desc(pp, e, DESC_TASK, e->offset))
-    return (struct settlement){.how = S_NONE}; /* popped, not run: again */
+  struct settlement s;
+  if (kind == EV_SKIPPED && state == R_QUEUED && requeue(pp, e, &s))
+    return s; /* popped, not run: again */
   return task_lost(pp, e, CREW_ECRASHED);
 }
 
@@ -868,10 +889,12 @@ static struct settlement dead_task(struct crew__procpool *pp, uint32_t slot,
   switch (valid_state(word) ? STATE_OF(word) : UINT32_MAX) {
   case R_DONE: /* it ran; the worker died before saying so */
     return task_ran(pp, e);
-  case R_QUEUED: /* popped, never started: back on the queue */
-    if (!pp->tasks_closed && push_desc(pp, e, DESC_TASK, e->offset))
-      return (struct settlement){.how = S_NONE};
+  case R_QUEUED: { /* popped, never started: back on the queue */
+    struct settlement s;
+    if (requeue(pp, e, &s))
+      return s;
     break;
+  }
   case R_CANCELLED:
     return task_cancelled(pp, e);
   default: /* RUNNING, or a value no one of crew wrote */
@@ -1516,7 +1539,7 @@ static int map_outcome(struct crew__procpool *pp, struct pmap *m)
 {
   uint64_t fail_index = UINT64_MAX;
   int status = 0;
-  uint64_t claimed = atomic_load(&m->job->next_chunk);
+  uint64_t claimed = m->cut ? m->cut_at : atomic_load(&m->job->next_chunk);
   for (uint64_t c = 0; c < m->nchunks; c++) {
     struct pchunk *pc = &m->job->chunks[c];
     uint64_t first = c * m->chunk;
@@ -1541,7 +1564,8 @@ static int map_outcome(struct crew__procpool *pp, struct pmap *m)
     } else if (!done && c >= claimed) { /* never claimed: cancelled */
       index = first;
       st = CREW_ECANCELED;
-      pp->cancelled += len;
+      if (!m->cut) /* else counted when the shutdown cut the map */
+        pp->cancelled += len;
     } else {
       /* claimed by a runner that died before it could say which chunk, or
        * an outcome no runner of crew wrote */
@@ -1651,6 +1675,24 @@ int crew__procpool_map(struct crew__procpool *pp, crew_fn fn, const void *in,
 
 /* ======================================================= stop, stats */
 
+/*
+ * With the lock held, after a CREW_CANCEL shutdown began: take every chunk
+ * of map m that no runner has claimed, so that none will, and count their
+ * items cancelled now. The runners still in a chunk finish it; the map
+ * returns once they have.
+ */
+static void cut_map(struct crew__procpool *pp, struct pmap *m)
+{
+  crew__assert_held(&pp->lock);
+  if (m->cut)
+    return;
+  uint64_t next = atomic_exchange(&m->job->next_chunk, UINT64_MAX / 2);
+  m->cut = true;
+  m->cut_at = next < m->nchunks ? next : m->nchunks;
+  for (uint64_t c = m->cut_at; c < m->nchunks; c++)
+    pp->cancelled += chunk_len(m, c);
+}
+
 /* With the lock dropped: settle a descriptor the parent took off the queue
  * after a CREW_CANCEL shutdown began. */
 static void cancel_popped(struct crew__procpool *pp,
@@ -1674,21 +1716,28 @@ static void cancel_popped(struct crew__procpool *pp,
 void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
 {
   crew__mutex_lock(&pp->lock);
-  if (pp->stop != 0) {
-    crew__mutex_unlock(&pp->lock);
-    return;
+  bool first = pp->stop == 0;
+  if (first) {
+    pp->stop = how + 1;
+    publish_state(pp);                  /* set by pool.c before it called us */
+    crew__cond_broadcast(&pp->changed); /* waiting submitters: CREW_ECLOSED */
   }
-  pp->stop = how + 1;
-  publish_state(pp);                  /* set by pool.c before it called us */
-  crew__cond_broadcast(&pp->changed); /* waiting submitters: CREW_ECLOSED */
+  bool cancel = pp->stop == CREW_CANCEL + 1;
   crew__mutex_unlock(&pp->lock);
-  if (how == CREW_CANCEL) {
+  if (cancel) { /* every call: a dead worker's task may have come back */
     struct crew__pdesc d;
     while (crew_queue_pop_timed(pp->tasks, &d, 0) == 0)
       cancel_popped(pp, &d);
+    crew__mutex_lock(&pp->lock);
+    for (size_t i = 0; i < pp->nentries; i++)
+      if (pp->entries[i].kind == E_RUNNER)
+        cut_map(pp, pp->entries[i].map);
+    crew__mutex_unlock(&pp->lock);
   }
-  struct pevent nudge = {.kind = EV_NUDGE};
-  crew_queue_push(pp->events, &nudge);
+  if (first) {
+    struct pevent nudge = {.kind = EV_NUDGE};
+    crew_queue_push(pp->events, &nudge);
+  }
 }
 
 void crew__procpool_join(struct crew__procpool *pp)

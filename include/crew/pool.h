@@ -301,13 +301,18 @@ CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
  * crew_pool_shutdown - stop accepting tasks, settle the queued ones, and join
  * the workers.
  *
- * how is CREW_DRAIN (run every queued task) or CREW_CANCEL (resolve queued
- * tasks' futures with CREW_ECANCELED without running them; running tasks
- * finish). Once it begins, submits and maps fail with CREW_ECLOSED, blocked
- * submitters included (their tasks never exist), and so do submits from the
- * tasks still running. Blocks until every worker has exited, then returns 0.
- * A later or concurrent call waits for the first to finish, then returns 0
- * and changes nothing.
+ * how is CREW_DRAIN (run every queued task) or CREW_CANCEL (cancel every
+ * queued task at once, in this call, without waiting for any worker: their
+ * futures resolve with CREW_ECANCELED, their done callbacks run and their
+ * channel completions are delivered, fire-and-forget tasks and the items of
+ * a crew_map that no worker has taken yet included, and they count in
+ * stats.cancelled; running tasks finish). Once it begins, submits and maps
+ * fail with CREW_ECLOSED, blocked submitters included (their tasks never
+ * exist), and so do submits from the tasks still running. Blocks until
+ * every worker has exited, then returns 0. A later or concurrent call waits
+ * for the first to finish, then returns 0 and changes nothing but this:
+ * after a CREW_CANCEL began, every call (crew_pool_destroy() too) cancels
+ * what is still queued before it waits.
  *
  * From inside one of the pool's own tasks, shutdown begins but cannot wait
  * for the workers (the caller is one of them): it returns CREW_EBUSY, and a
