@@ -34,6 +34,12 @@
  * holds a reference of its own meanwhile, so done callbacks may release the
  * caller's reference. The memory goes with the last reference.
  *
+ * Where callbacks run: on the thread that resolves the future, unless the
+ * resolver hands them to a callback thread (struct crew__callbacks): a
+ * process pool's manager resolves every future of its pool and must never
+ * run application code, which may wait for the manager itself. The future
+ * is resolved first either way, so its waiters never wait for callbacks.
+ *
  * Recycling: a future whose input and output fit CACHED_ROOM bytes is made
  * with exactly that room and, when its last reference goes, kept on its
  * pool's cache (a free list under the cache's own spin lock, at most
@@ -74,7 +80,9 @@ struct waiter_link {
 
 struct crew_future {
   struct crew__future_cache *cache; /* where it returns; NULL: freed */
-  struct crew_future *next_free;    /* on the cache's free list */
+  struct crew_future *next; /* on the cache's free list, or on a callback
+                               thread's list (never both: a future on the
+                               latter holds a reference) */
   crew__mutex lock;
   _Atomic int state; /* enum future_state */
   int status;        /* valid once state is resolved */
@@ -142,7 +150,7 @@ int crew__future_cache_create(struct crew__future_cache **cp)
 static void cache_free(struct crew__future_cache *c)
 {
   for (crew_future *f = c->free, *next; f != NULL; f = next) {
-    next = f->next_free;
+    next = f->next;
     crew__mutex_destroy(&f->lock);
     free(f);
   }
@@ -169,7 +177,7 @@ static crew_future *cache_take(struct crew__future_cache *c)
   c->out++;
   crew_future *f = c->free;
   if (f != NULL) {
-    c->free = f->next_free;
+    c->free = f->next;
     c->nfree--;
   }
   crew__spin_unlock(&c->lock);
@@ -185,7 +193,7 @@ static void cache_give_back(struct crew__future_cache *c, crew_future *f)
   c->out--;
   bool kept = f != NULL && !c->orphaned && c->nfree < CACHE_MAX;
   if (kept) {
-    f->next_free = c->free;
+    f->next = c->free;
     c->free = f;
     c->nfree++;
   }
@@ -399,7 +407,11 @@ void *crew__future_out(crew_future *f)
   return f->out;
 }
 
-bool crew__future_settle(crew_future *f, bool ran, int status)
+/* Run f's callbacks now, or hand them to `later` (NULL: now). */
+static void callbacks_due(crew_future *f, struct crew__callbacks *later);
+
+bool crew__future_settle(crew_future *f, bool ran, int status,
+                         struct crew__callbacks *later)
 {
   if (!crew__future_claim(f)) /* a cancel won: it resolved the future */
     return false;
@@ -407,7 +419,7 @@ bool crew__future_settle(crew_future *f, bool ran, int status)
   bool callbacks = resolve_locked(f, ran ? DONE : FAILED, status);
   crew__mutex_unlock(&f->lock);
   if (callbacks)
-    run_callbacks(f);
+    callbacks_due(f, later);
   return true;
 }
 
@@ -440,16 +452,17 @@ static bool take_for_cancel(crew_future *f)
 }
 
 /* Resolve as cancelled, holding the lock and a reference of our own. */
-static void finish_cancel(crew_future *f)
+static void finish_cancel(crew_future *f, struct crew__callbacks *later)
 {
   bool callbacks = resolve_locked(f, CANCELLED, CREW_ECANCELED);
   crew__mutex_unlock(&f->lock);
   if (callbacks)
-    run_callbacks(f);
+    callbacks_due(f, later);
   future_unref(f);
 }
 
-bool crew__future_settle_cancelled(crew_future *f)
+bool crew__future_settle_cancelled(crew_future *f,
+                                   struct crew__callbacks *later)
 {
   future_ref(f);
   crew__mutex_lock(&f->lock);
@@ -461,7 +474,7 @@ bool crew__future_settle_cancelled(crew_future *f)
     future_unref(f);
     return false;
   }
-  finish_cancel(f);
+  finish_cancel(f, later);
   return true;
 }
 
@@ -478,13 +491,113 @@ int crew__future_cancel(crew_future *f)
    * slot's popper waits for this lock (crew__future_release_slot). */
   if (!f->remote)
     crew__pool_count_cancelled(f->pool, 1);
-  finish_cancel(f);
+  finish_cancel(f, NULL);
   return 0;
 }
 
 int crew_future_cancel(crew_future *f)
 {
   return f == NULL ? CREW_EINVAL : crew__future_cancel(f);
+}
+
+/* ------------------------------------------------------ callback threads */
+
+/*
+ * A thread that runs the done callbacks of futures resolved elsewhere, one
+ * future after the other, oldest first. `lock` guards the list and
+ * `stopping`; callbacks run without it.
+ */
+struct crew__callbacks {
+  crew__mutex lock;
+  crew__cond wake;
+  crew_future *head, *tail; /* due, each holding a reference for us */
+  bool stopping;
+  crew__thread thread;
+  const char *name; /* the pool's, for the thread's name */
+};
+
+/* The callback thread running on this thread, if any. */
+static _Thread_local const struct crew__callbacks *current_callbacks;
+
+static void *callbacks_main(void *arg)
+{
+  struct crew__callbacks *c = arg;
+  current_callbacks = c;
+  crew__thread_set_name(c->name, "-cb");
+  for (;;) {
+    crew__mutex_lock(&c->lock);
+    while (c->head == NULL && !c->stopping)
+      crew__cond_wait(&c->wake, &c->lock, (crew__deadline){CREW__NEVER});
+    crew_future *f = c->head;
+    if (f != NULL && (c->head = f->next) == NULL)
+      c->tail = NULL;
+    crew__mutex_unlock(&c->lock);
+    if (f == NULL) /* stopping, and nothing is left */
+      return NULL;
+    run_callbacks(f); /* no lock held: they may wait, submit or stop */
+    future_unref(f);
+  }
+}
+
+int crew__callbacks_start(struct crew__callbacks **cp, const char *name)
+{
+  struct crew__callbacks *c = crew__calloc(1, sizeof *c);
+  if (c == NULL)
+    return CREW_ENOMEM;
+  c->name = name;
+  if (crew__mutex_init(&c->lock) != 0)
+    goto fail_lock;
+  if (crew__cond_init(&c->wake) != 0)
+    goto fail_cond;
+  if (crew__thread_start(&c->thread, callbacks_main, c) != 0)
+    goto fail_thread;
+  *cp = c;
+  return 0;
+
+fail_thread:
+  crew__cond_destroy(&c->wake);
+fail_cond:
+  crew__mutex_destroy(&c->lock);
+fail_lock:
+  free(c);
+  return CREW_ENOMEM;
+}
+
+void crew__callbacks_stop(struct crew__callbacks *c)
+{
+  if (c == NULL)
+    return;
+  crew__mutex_lock(&c->lock);
+  c->stopping = true;
+  crew__cond_signal(&c->wake);
+  crew__mutex_unlock(&c->lock);
+  crew__thread_join(&c->thread); /* it runs what is left first */
+  crew__cond_destroy(&c->wake);
+  crew__mutex_destroy(&c->lock);
+  free(c);
+}
+
+bool crew__callbacks_here(const struct crew__callbacks *c)
+{
+  return c != NULL && current_callbacks == c;
+}
+
+static void callbacks_due(crew_future *f, struct crew__callbacks *later)
+{
+  if (later == NULL) {
+    run_callbacks(f);
+    return;
+  }
+  future_ref(f); /* the callbacks may release every other reference */
+  crew__mutex_lock(&later->lock);
+  f->next = NULL;
+  if (later->tail != NULL)
+    later->tail->next = f;
+  else
+    later->head = f;
+  later->tail = f;
+  crew__cond_signal(&later->wake);
+  crew__mutex_unlock(&later->lock);
 }
 
 /* ------------------------------------------------------------ callbacks */

@@ -172,14 +172,29 @@ void crew__future_set_remote(crew_future *f, uint32_t entry, uint64_t ticket);
 void *crew__future_out(crew_future *f);
 
 /*
- * Resolve a queued remote future: ran (status and output, already copied
- * in) or not (a worker died under it: status only). False, doing nothing,
- * if a cancel resolved it first.
+ * A thread that runs done callbacks for a resolver that must not run them
+ * itself (a process pool's manager thread), named NAME-cb. Stopping it runs
+ * every callback handed to it so far, then joins it.
  */
-bool crew__future_settle(crew_future *f, bool ran, int status);
+struct crew__callbacks;
+int crew__callbacks_start(struct crew__callbacks **c, const char *name);
+void crew__callbacks_stop(struct crew__callbacks *c);
+/* Whether the calling thread is c's. */
+bool crew__callbacks_here(const struct crew__callbacks *c);
 
-/* Resolve a queued future as cancelled; false if it was not queued. */
-bool crew__future_settle_cancelled(crew_future *f);
+/*
+ * Resolve a queued remote future: ran (status and output, already copied
+ * in) or not (a worker died under it: status only). Its callbacks run on
+ * `later`'s thread, or here if `later` is NULL. False, doing nothing, if a
+ * cancel resolved it first.
+ */
+bool crew__future_settle(crew_future *f, bool ran, int status,
+                         struct crew__callbacks *later);
+
+/* Resolve a queued future as cancelled (callbacks as above); false if it
+ * was not queued. */
+bool crew__future_settle_cancelled(crew_future *f,
+                                   struct crew__callbacks *later);
 
 /* ------------------------------------------------------------- pool.c */
 

@@ -583,8 +583,9 @@ int crew_pool_shutdown(crew_pool *pool, int how)
       !crew__fork_guard_same_process(&pool->fork_guard))
     return CREW_EINVAL;
   begin_shutdown(pool, how);
-  if (crew__pool_worker(pool) != NULL)
-    return CREW_EBUSY; /* a worker cannot join itself */
+  if (crew__pool_worker(pool) != NULL ||
+      (pool->proc != NULL && crew__procpool_owns_thread(pool->proc)))
+    return CREW_EBUSY; /* a thread cannot join itself */
   join_workers(pool);
   return 0;
 }

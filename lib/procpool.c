@@ -220,6 +220,7 @@ struct crew__procpool {
   void (*init)(void *arg);
   void *init_arg;
   char *name;
+  struct crew__callbacks *callbacks; /* runs done callbacks: never here */
   struct crew__arena *arena;
   crew_queue *tasks;
   crew_queue *events;
@@ -652,27 +653,36 @@ struct settlement {
   size_t out_size;
 };
 
-/* Resolve the future outside the lock, then free the entry under it. */
-static void settle(struct crew__procpool *pp, struct settlement *s)
+/*
+ * Outside the lock: copy the output out of the arena, free the entry (a
+ * submitter may be waiting for it), then resolve the future. Its callbacks
+ * run on `later` (the callback thread, when the manager settles: they may
+ * wait for the manager), or here if `later` is NULL.
+ */
+static void settle(struct crew__procpool *pp, struct settlement *s,
+                   struct crew__callbacks *later)
 {
   crew_future *f = s->future;
-  if (f != NULL) {
-    if (s->how == S_RAN) {
-      if (s->out_size > 0)
-        memcpy(crew__future_out(f), s->out, s->out_size);
-      crew__future_settle(f, true, s->status);
-    } else if (s->how == S_FAILED) {
-      crew__future_settle(f, false, s->status);
-    } else if (s->how == S_CANCELLED) {
-      crew__future_settle_cancelled(f);
-    }
-    crew_future_release(f); /* the entry's reference */
-  }
+  if (f != NULL && s->how == S_RAN && s->out_size > 0)
+    memcpy(crew__future_out(f), s->out, s->out_size);
   if (s->entry != NULL) {
     crew__mutex_lock(&pp->lock);
     free_entry(pp, s->entry);
     crew__mutex_unlock(&pp->lock);
   }
+  if (f == NULL)
+    return;
+  if (s->how == S_RAN || s->how == S_FAILED)
+    crew__future_settle(f, s->how == S_RAN, s->status, later);
+  else if (s->how == S_CANCELLED)
+    crew__future_settle_cancelled(f, later);
+  crew_future_release(f); /* the entry's reference */
+}
+
+/* Settle s from the manager thread. */
+static void settle_here(struct crew__procpool *pp, struct settlement *s)
+{
+  settle(pp, s, pp->callbacks);
 }
 
 /* With the lock held: the task of entry e ran and its record says so. */
@@ -821,7 +831,7 @@ static void handle_done(struct crew__procpool *pp, const struct pevent *ev)
   else if (e != NULL && e->kind == E_RUNNER && ev->kind == EV_RUNNER_DONE)
     runner_finished(pp, e);
   crew__mutex_unlock(&pp->lock);
-  settle(pp, &s);
+  settle_here(pp, &s);
 }
 
 /* The items of chunk c of map m (its last chunk may be short). */
@@ -959,7 +969,7 @@ static void sweep_dead(struct crew__procpool *pp, pid_t pid, int cause)
     crew__mutex_unlock(&pp->lock);
     if (s.entry == NULL)
       return;
-    settle(pp, &s);
+    settle_here(pp, &s);
   }
 }
 
@@ -989,7 +999,7 @@ static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
   w->pid = 0;
   plan_respawn(pp, w, ev->value != 0 || s.how == S_FAILED);
   crew__mutex_unlock(&pp->lock);
-  settle(pp, &s);
+  settle_here(pp, &s);
   sweep_dead(pp, pid, cause);
   crew__queue_forget_waiters(pp->tasks); /* it may have died waiting */
 }
@@ -1072,7 +1082,7 @@ static void server_died(struct crew__procpool *pp)
       st = task_lost(pp, e, CREW_ECRASHED);
     crew__mutex_unlock(&pp->lock);
     if (st.entry != NULL)
-      settle(pp, &st);
+      settle_here(pp, &st);
   }
   /* What is still in use was queued where no one will find it (a corrupt
    * queue swallowed it): settle it too. */
@@ -1089,7 +1099,7 @@ static void server_died(struct crew__procpool *pp)
     crew__mutex_unlock(&pp->lock);
     if (st.entry == NULL)
       break;
-    settle(pp, &st);
+    settle_here(pp, &st);
   }
 }
 
@@ -1332,6 +1342,7 @@ void crew__procpool_destroy(struct crew__procpool *pp)
 {
   if (pp == NULL)
     return;
+  crew__callbacks_stop(pp->callbacks);
   if (pp->ctrl != NULL)
     munmap(pp->ctrl, pp->ctrl_size);
   crew_queue_destroy(pp->events);
@@ -1392,6 +1403,8 @@ int crew__procpool_create(struct crew__procpool **out, crew_pool *pool,
       (rc = alloc_parent_side(pp)) == 0)
     rc = alloc_shared_side(pp);
   pp->starting_up = true;
+  if (rc == 0)
+    rc = crew__callbacks_start(&pp->callbacks, pp->name);
   if (rc == 0)
     rc = crew__thread_start(&pp->manager, manager_main, pp);
   if (rc != 0) {
@@ -1710,7 +1723,7 @@ static void cancel_popped(struct crew__procpool *pp,
     s = task_cancelled(pp, e);
   }
   crew__mutex_unlock(&pp->lock);
-  settle(pp, &s);
+  settle(pp, &s, NULL); /* here: the thread that cancels */
 }
 
 void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
@@ -1743,6 +1756,14 @@ void crew__procpool_begin_stop(struct crew__procpool *pp, int how)
 void crew__procpool_join(struct crew__procpool *pp)
 {
   crew__thread_join(&pp->manager);
+  /* Every future is resolved: run the callbacks still due, then stop. */
+  crew__callbacks_stop(pp->callbacks);
+  pp->callbacks = NULL;
+}
+
+bool crew__procpool_owns_thread(const struct crew__procpool *pp)
+{
+  return crew__callbacks_here(pp->callbacks);
 }
 
 void crew__procpool_histograms(struct crew__procpool *pp,

@@ -38,8 +38,13 @@ _Atomic int *crew__procpool_state(struct crew__procpool *pp);
  * cancels what is queued. */
 void crew__procpool_begin_stop(struct crew__procpool *pp, int how);
 
-/* Wait until every task is settled and every worker reaped. */
+/* Wait until every task is settled, every worker reaped and every done
+ * callback run. */
 void crew__procpool_join(struct crew__procpool *pp);
+
+/* Whether the calling thread is one the pool would join (its callback
+ * thread, where done callbacks run). */
+bool crew__procpool_owns_thread(const struct crew__procpool *pp);
 
 /* Free everything; after crew__procpool_join(). */
 void crew__procpool_destroy(struct crew__procpool *pp);

@@ -441,7 +441,7 @@ static void record_cb(crew_future *f, void *arg)
   crew_queue_push(r->done, "d");
 }
 
-START_TEST(on_done_callbacks_run_on_the_manager_thread)
+START_TEST(on_done_callbacks_run_on_the_callback_thread)
 {
   shared_setup(0);
   crew_config cfg = pcfg(1, 0);
@@ -460,7 +460,7 @@ START_TEST(on_done_callbacks_run_on_the_manager_thread)
   ck_assert_int_eq(crew_queue_pop_timed(done, &token, 50 * MS), CREW_ETIMEDOUT);
   open_gate(1);
   ck_assert_int_eq(crew_queue_pop_timed(done, &token, TAKE_LIMIT), 0);
-  ck_assert_str_eq(rec.name, "cbt-mgr");
+  ck_assert_str_eq(rec.name, "cbt-cb");
   ck_assert_int_eq(rec.pid, getpid());
   ck_assert_int_eq(rec.status, 0);
   ck_assert_int_eq(rec.out, worker);
@@ -2139,7 +2139,7 @@ int main(void)
   tcase_add_test(tc, fire_and_forget_tasks_run_and_count);
   tcase_add_test(tc, a_full_pool_pushes_back_at_capacity_plus_workers);
   tcase_add_test(tc, cancel_wins_a_queued_task_and_is_busy_for_a_running_one);
-  tcase_add_test(tc, on_done_callbacks_run_on_the_manager_thread);
+  tcase_add_test(tc, on_done_callbacks_run_on_the_callback_thread);
   tcase_add_test(tc, wait_any_and_wait_all);
   tcase_add_test(tc, drain_shutdown_runs_everything_queued);
   tcase_add_test(tc, cancel_shutdown_cancels_queued_and_lets_running_finish);

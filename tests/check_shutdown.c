@@ -1,12 +1,17 @@
 /*
- * check_shutdown.c - no future may stay pending: what a shutdown promises,
- * in both modes.
+ * check_shutdown.c - no future may stay pending: what a shutdown and a done
+ * callback promise, in both modes.
  *
  *  - CREW_CANCEL cancels everything queued at once, in the call, while a
  *    task still runs: futures resolve CREW_ECANCELED, their callbacks run,
  *    channel completions arrive, fire-and-forget tasks and the items of a
  *    map that no runner has claimed count as cancelled, before the call
  *    waits for the running task.
+ *  - A done callback may wait on another future of the pool, submit to a
+ *    full pool, and shut the pool down (CREW_EBUSY); shutdown and destroy
+ *    still wait for every worker and leave no future unresolved. In process
+ *    mode this is what the callback thread is for: the manager thread that
+ *    resolves the futures never runs application code.
  *
  * Every test runs once per mode (the loop index: 0 threads, 1 processes).
  * Tasks talk to the test through what exists before the pool and is shared
@@ -477,6 +482,180 @@ START_TEST(a_cancel_inside_a_task_resolves_the_queued_before_it_returns)
 }
 END_TEST
 
+/* ========================================== 2. callbacks keep promises */
+
+/* What a callback did, for the test to look at once `done` is posted. */
+struct cb_probe {
+  crew_pool *pool;
+  crew_future *other; /* to wait on */
+  int rc;
+  int64_t out;
+  signal_box done;
+};
+
+static void wait_other_cb(crew_future *f, void *arg)
+{
+  (void)f;
+  struct cb_probe *p = arg;
+  p->rc = crew_future_wait(p->other);
+  signal_post(&p->done);
+}
+
+START_TEST(a_callback_may_wait_on_another_future_of_its_pool)
+{
+  shared_setup();
+  crew_pool *pool = pool_of(_i, 2, 0);
+  crew_future *a = submit_gated_at(pool, 1);
+  take();
+  crew_future *b = submit_gated(pool);
+  take();
+  struct cb_probe p = {.pool = pool, .other = b, .rc = 1};
+  signal_init(&p.done);
+  ck_assert_int_eq(crew_future_on_done(a, wait_other_cb, &p), 0);
+  open_gate_n(1, 1); /* a resolves; its callback waits for b */
+  ck_assert_int_eq(crew_future_wait_timed(a, TAKE_LIMIT), 0);
+  ck_assert_int_eq(signal_try(&p.done, 20 * MS), CREW_ETIMEDOUT);
+  open_gate(1); /* b resolves: whoever resolves futures is not stuck */
+  signal_wait(&p.done, 1);
+  ck_assert_int_eq(p.rc, 0);
+  crew_future_release(a);
+  crew_future_release(b);
+  crew_pool_destroy(pool);
+  signal_fini(&p.done);
+  shared_teardown();
+}
+END_TEST
+
+static void submit_cb(crew_future *f, void *arg)
+{
+  (void)f;
+  struct cb_probe *p = arg;
+  crew_future *g = NULL;
+  p->rc = crew_submit(p->pool, count_task, &(int64_t){41}, sizeof(int64_t),
+                      sizeof(int64_t), &g);
+  if (p->rc == 0) {
+    p->rc = crew_future_get(g, &p->out, sizeof p->out);
+    crew_future_release(g);
+  }
+  signal_post(&p->done);
+}
+
+START_TEST(a_callback_may_submit_to_a_full_pool)
+{
+  /* One worker, a queue of one: with the running task and one queued, the
+   * pool is full when the running task's callback submits. */
+  shared_setup();
+  crew_pool *pool = pool_of(_i, 1, 1);
+  crew_future *a = submit_gated(pool);
+  take();
+  crew_future *q = submit_count(pool, 1);
+  if (_i == CREW_PROCESSES) /* full: capacity + workers tasks */
+    ck_assert_int_eq(crew_submit_timed(pool, count_task, &(int64_t){0},
+                                       sizeof(int64_t), 0, NULL, 0),
+                     CREW_ETIMEDOUT);
+  struct cb_probe p = {.pool = pool, .rc = 1};
+  signal_init(&p.done);
+  ck_assert_int_eq(crew_future_on_done(a, submit_cb, &p), 0);
+  open_gate(1);
+  signal_wait(&p.done, 1);
+  ck_assert_int_eq(p.rc, 0);
+  ck_assert_int_eq(p.out, 42);
+  ck_assert_int_eq(crew_future_wait(q), 0);
+  assert_pool_settled(pool);
+  crew_future_release(a);
+  crew_future_release(q);
+  crew_pool_destroy(pool);
+  signal_fini(&p.done);
+  shared_teardown();
+}
+END_TEST
+
+static void shutdown_cb(crew_future *f, void *arg)
+{
+  (void)f;
+  struct cb_probe *p = arg;
+  p->rc = crew_pool_shutdown(p->pool, CREW_DRAIN);
+  signal_post(&p->done);
+}
+
+START_TEST(a_callback_may_shut_its_pool_down_and_shutdown_still_waits)
+{
+  shared_setup();
+  crew_pool *pool = pool_of(_i, 2, 0);
+  crew_future *slow = submit_gated(pool);
+  take();
+  crew_future *quick = submit_gated_at(pool, 1);
+  take();
+  struct cb_probe p = {.pool = pool, .rc = 1};
+  signal_init(&p.done);
+  ck_assert_int_eq(crew_future_on_done(quick, shutdown_cb, &p), 0);
+  open_gate_n(1, 1); /* quick ends; its callback begins the shutdown */
+  signal_wait(&p.done, 1);
+  ck_assert_int_eq(p.rc, CREW_EBUSY);
+
+  /* The other task still runs: a shutdown from here waits for it. */
+  struct stopper s;
+  stopper_start(&s, pool, CREW_DRAIN);
+  ck_assert_int_eq(signal_try(&s.done, 50 * MS), CREW_ETIMEDOUT);
+  ck_assert(!crew_future_done(slow));
+  open_gate(1);
+  stopper_join(&s);
+  ck_assert(crew_future_done(slow));
+  ck_assert(crew_future_done(quick));
+  crew_stats st = pool_stats(pool);
+  ck_assert_uint_eq(st.workers, 0);
+  ck_assert_uint_eq(st.running, 0);
+  ck_assert_uint_eq(st.completed, 2);
+  crew_pool_destroy(pool);
+  crew_future_release(slow);
+  crew_future_release(quick);
+  signal_fini(&p.done);
+  shared_teardown();
+}
+END_TEST
+
+static void destroy_waits_cb(crew_future *f, void *arg)
+{
+  (void)f;
+  struct cb_probe *p = arg;
+  p->rc = crew_pool_shutdown(p->pool, CREW_CANCEL);
+  signal_post(&p->done);
+}
+
+START_TEST(destroy_after_a_shutdown_from_a_callback_resolves_everything)
+{
+  shared_setup();
+  crew_pool *pool = pool_of(_i, 2, 0);
+  crew_future *slow = submit_gated(pool);
+  take();
+  crew_future *quick = submit_gated_at(pool, 1);
+  take();
+  /* When quick ends, its worker takes `filler` (which parks at gate 0) or
+   * finds it cancelled already: `queued`, behind it, waits either way. */
+  crew_future *filler = submit_gated(pool);
+  crew_future *queued = submit_count(pool, 7);
+  struct cb_probe p = {.pool = pool, .rc = 1};
+  signal_init(&p.done);
+  ck_assert_int_eq(crew_future_on_done(quick, destroy_waits_cb, &p), 0);
+  open_gate_n(1, 1);
+  signal_wait(&p.done, 1);
+  ck_assert_int_eq(p.rc, CREW_EBUSY);
+  ck_assert_int_eq(crew_future_wait_timed(queued, TAKE_LIMIT), CREW_ECANCELED);
+  ck_assert(!crew_future_done(slow));
+  open_gate(2);            /* slow, and filler if it runs */
+  crew_pool_destroy(pool); /* returns only once everything resolved */
+  ck_assert_int_eq(crew_future_status(slow), 0);
+  ck_assert_int_eq(crew_future_status(quick), 0);
+  ck_assert(crew_future_done(filler));
+  crew_future_release(slow);
+  crew_future_release(quick);
+  crew_future_release(filler);
+  crew_future_release(queued);
+  signal_fini(&p.done);
+  shared_teardown();
+}
+END_TEST
+
 /* ============================================================== suite */
 
 int main(void)
@@ -496,5 +675,15 @@ int main(void)
                  a_cancel_inside_a_task_resolves_the_queued_before_it_returns);
   suite_add_tcase(s, tc);
 
+  tc = tcase_create("callbacks");
+  harness_tcase(tc, 30);
+  tcase_add_loop_test(tc, a_callback_may_wait_on_another_future_of_its_pool, 0,
+                      2);
+  tcase_add_loop_test(tc, a_callback_may_submit_to_a_full_pool, 0, 2);
+  tcase_add_loop_test(
+      tc, a_callback_may_shut_its_pool_down_and_shutdown_still_waits, 0, 2);
+  tcase_add_loop_test(
+      tc, destroy_after_a_shutdown_from_a_callback_resolves_everything, 0, 2);
+  suite_add_tcase(s, tc);
   return run_suite(s);
 }

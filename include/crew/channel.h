@@ -35,8 +35,9 @@
  *
  * Thread safety: every function may be called from any thread at once,
  * except crew_channel_destroy(), which must be the channel's last call.
- * Futures may resolve on any thread (pool workers, or the manager thread of
- * a process pool): that is where the channel is told, under its own lock.
+ * Futures may resolve on any thread (pool workers, or a thread that
+ * cancels; for a process pool, the callback thread): that is where the
+ * channel is told, under its own lock.
  *
  * Closing with work in flight: crew_channel_destroy() closes the fd at once
  * and releases the completions not yet drained. Futures still being watched

@@ -113,6 +113,14 @@ CREW_API int crew_future_cancel(crew_future *f);
  * and its earlier callbacks have run, cb runs at once, in this call;
  * otherwise it runs after them, on the resolving thread.
  *
+ * In a process pool, futures of tasks that ran (or whose worker died) are
+ * resolved by the pool's manager thread (NAME-mgr), and their callbacks run
+ * on the pool's callback thread (NAME-cb), one future after the other in the
+ * order they resolved: the future is resolved, and its waiters woken, before
+ * its callbacks run, and a callback may wait on other futures of the pool,
+ * submit to it even while it is full, or shut it down (CREW_EBUSY, as from a
+ * task) without holding up the pool.
+ *
  * The callback may use f until it returns, even if every reference was
  * released meanwhile. Returns 0, CREW_EINVAL (f or cb NULL) or CREW_ENOMEM
  * (cb will never run).

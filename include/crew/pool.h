@@ -47,7 +47,12 @@
  *  - The task function must exist in the workers: one from a library loaded
  *    (dlopen) after create is refused with CREW_EINVAL at submit.
  *  - init runs in every worker process, replacements included, never here.
- *    on_done callbacks run here, on the pool's manager thread (NAME-mgr).
+ *  - on_done callbacks run here, on the pool's callback thread (NAME-cb),
+ *    never on the manager thread (NAME-mgr) that resolves the futures: a
+ *    callback may wait on other futures of the pool, submit to it (blocking
+ *    while it is full) or shut it down (CREW_EBUSY, as from a task) without
+ *    holding up the pool. A future is resolved, and its waiters woken,
+ *    before its callbacks run.
  *  - A worker that dies in a task (a crash, abort, exit, an outside
  *    SIGKILL) resolves that task with CREW_ECRASHED and is replaced; every
  *    other task goes on. cfg.task_timeout_ns kills a task's worker and its
@@ -309,14 +314,17 @@ CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
  * stats.cancelled; running tasks finish). Once it begins, submits and maps
  * fail with CREW_ECLOSED, blocked submitters included (their tasks never
  * exist), and so do submits from the tasks still running. Blocks until
- * every worker has exited, then returns 0. A later or concurrent call waits
+ * every worker has exited (and, in process mode, the manager and callback
+ * threads), then returns 0. A later or concurrent call waits
  * for the first to finish, then returns 0 and changes nothing but this:
  * after a CREW_CANCEL began, every call (crew_pool_destroy() too) cancels
  * what is still queued before it waits.
  *
- * From inside one of the pool's own tasks, shutdown begins but cannot wait
- * for the workers (the caller is one of them): it returns CREW_EBUSY, and a
- * later call from outside the pool, or crew_pool_destroy(), does the joining.
+ * From inside one of the pool's own tasks, or a done callback running on a
+ * process pool's callback thread, shutdown begins but cannot wait for the
+ * workers (the caller is one of the threads it would join): it returns
+ * CREW_EBUSY, and a later call from outside the pool, or
+ * crew_pool_destroy(), does the joining.
  * Returns CREW_EINVAL for NULL, an unknown `how` or a forked child.
  */
 CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
@@ -326,9 +334,9 @@ CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
  * begun (a shutdown already begun keeps its CREW_DRAIN or CREW_CANCEL), wait
  * for the workers, then free the pool. Futures of the pool stay valid until
  * released. Must be the last call on the pool, and not made from one of its
- * tasks. NULL is a no-op. Blocks while the queued tasks run. When it
- * returns, every task of the pool has resolved its future and run its done
- * callbacks (completion channels included). In a child made by fork() it
+ * tasks or done callbacks. NULL is a no-op. Blocks while the queued tasks run.
+ * When it returns, every task of the pool has resolved its future and run its
+ * done callbacks (completion channels included). In a child made by fork() it
  * frees nothing: the child's copy of the pool is left alone.
  */
 CREW_API void crew_pool_destroy(crew_pool *pool);
