@@ -20,10 +20,15 @@
  * process pool the state word lives in the memory it shares with its
  * workers, so they see the same decision.
  *
+ * Start: create starts every worker and waits until each has run its init
+ * (`start_lock`, `started`, `init_error`); if one failed, create closes the
+ * queue, joins them all and fails with CREW_EINIT.
+ *
  * Locking: the queue has its own lock. `join_lock` guards `joined` and makes
- * one thread join the workers while later shutdowns wait for it. Nothing else
- * is locked: counters are atomics, each worker's written only by its thread.
- * Lock order: join_lock, then (inside crew_queue calls) the queue lock.
+ * one thread join the workers while later shutdowns wait for it;
+ * `start_lock` guards the start counters. Nothing else is locked: counters
+ * are atomics, each worker's written only by its thread. Lock order:
+ * join_lock, then (inside crew_queue calls) the queue lock.
  *
  * Worker identity: a thread-local pointer names the worker running on the
  * current thread, so the pool can tell its own workers (which must never
@@ -61,7 +66,11 @@ struct crew_pool {
   _Atomic int own_state;
   _Atomic size_t alive; /* workers that have not exited */
   crew__mutex join_lock;
-  bool joined;            /* guarded by join_lock */
+  bool joined; /* guarded by join_lock */
+  crew__mutex start_lock;
+  crew__cond start_cv;    /* a worker finished its init */
+  size_t started;         /* workers past their init (start_lock) */
+  int init_error;         /* CREW_EINIT once an init failed (start_lock) */
   struct crew__maps maps; /* maps in flight */
   alignas(64) _Atomic uint64_t submitted;
   alignas(64) _Atomic uint64_t cancelled;
@@ -80,7 +89,7 @@ struct crew_pool {
   struct crew__procpool *proc; /* CREW_PROCESSES: everything else is there */
   struct crew__future_cache *futures; /* freed small futures, for reuse */
   struct crew__worker *workers;
-  void (*init)(void *arg);
+  int (*init)(void *arg);
   void *init_arg;
   char *name;
 };
@@ -259,11 +268,26 @@ static void name_worker(const struct crew__worker *w)
   crew__thread_set_name(w->pool->name, suffix);
 }
 
+/* Run init (if any) and tell create how it went: 0 or CREW_EINIT. */
+static int init_worker(crew_pool *pool)
+{
+  int rc =
+      pool->init != NULL && pool->init(pool->init_arg) != 0 ? CREW_EINIT : 0;
+  crew__mutex_lock(&pool->start_lock);
+  pool->started++;
+  if (rc != 0)
+    pool->init_error = rc;
+  crew__cond_broadcast(&pool->start_cv);
+  crew__mutex_unlock(&pool->start_lock);
+  return rc;
+}
+
 /*
  * A worker: run init, then pop and run slots until the queue is closed and
  * empty. The queue's close is the only stop signal, so no slot is left
  * behind: after a CREW_CANCEL shutdown began, slots are still popped, but
- * cancelled instead of run.
+ * cancelled instead of run. A worker whose init failed takes nothing (create
+ * fails and joins it).
  */
 static void *worker_main(void *arg)
 {
@@ -271,8 +295,11 @@ static void *worker_main(void *arg)
   crew_pool *pool = w->pool;
   current_worker = w;
   name_worker(w);
-  if (pool->init != NULL)
-    pool->init(pool->init_arg);
+  if (init_worker(pool) != 0) {
+    current_worker = NULL;
+    atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_release);
+    return NULL;
+  }
 
   struct crew__task t;
   while (crew__queue_pop_spin(pool->queue, &t, CREW_FOREVER,
@@ -408,6 +435,8 @@ static void pool_free(crew_pool *pool)
   crew__fork_guard_fini(&pool->fork_guard);
   crew__mutex_destroy(&pool->join_lock);
   crew__mutex_destroy(&pool->lat_lock);
+  crew__mutex_destroy(&pool->start_lock);
+  crew__cond_destroy(&pool->start_cv);
   crew__maps_fini(&pool->maps);
   free(pool->lat_base);
   free(pool->workers);
@@ -429,7 +458,22 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
     free(pool);
     return CREW_ENOMEM;
   }
+  if (crew__mutex_init(&pool->start_lock) != 0) {
+    crew__mutex_destroy(&pool->lat_lock);
+    crew__mutex_destroy(&pool->join_lock);
+    free(pool);
+    return CREW_ENOMEM;
+  }
+  if (crew__cond_init(&pool->start_cv) != 0) {
+    crew__mutex_destroy(&pool->start_lock);
+    crew__mutex_destroy(&pool->lat_lock);
+    crew__mutex_destroy(&pool->join_lock);
+    free(pool);
+    return CREW_ENOMEM;
+  }
   if (crew__maps_init(&pool->maps) != 0) {
+    crew__cond_destroy(&pool->start_cv);
+    crew__mutex_destroy(&pool->start_lock);
     crew__mutex_destroy(&pool->lat_lock);
     crew__mutex_destroy(&pool->join_lock);
     free(pool);
@@ -488,7 +532,16 @@ static int pool_alloc(crew_pool **pp, const crew_config *cfg, size_t nworkers)
   return 0;
 }
 
-/* Start the workers; on failure stop and join those already started. */
+/* Stop and join the first n workers (create failed). */
+static void unstart_workers(crew_pool *pool, size_t n)
+{
+  crew_queue_close(pool->queue);
+  for (size_t j = 0; j < n; j++)
+    crew__thread_join(&pool->workers[j].thread);
+}
+
+/* Start the workers and wait until each has run its init; on failure stop
+ * and join those already started. */
 static int start_workers(crew_pool *pool)
 {
   for (size_t i = 0; i < pool->nworkers; i++) {
@@ -499,13 +552,19 @@ static int start_workers(crew_pool *pool)
     atomic_fetch_add_explicit(&pool->alive, 1, memory_order_relaxed);
     if (crew__thread_start(&w->thread, worker_main, w) != 0) {
       atomic_fetch_sub_explicit(&pool->alive, 1, memory_order_relaxed);
-      crew_queue_close(pool->queue);
-      for (size_t j = 0; j < i; j++)
-        crew__thread_join(&pool->workers[j].thread);
+      unstart_workers(pool, i);
       return CREW_ENOMEM;
     }
   }
-  return 0;
+  crew__mutex_lock(&pool->start_lock);
+  while (pool->started < pool->nworkers)
+    crew__cond_wait(&pool->start_cv, &pool->start_lock,
+                    (crew__deadline){CREW__NEVER});
+  int rc = pool->init_error;
+  crew__mutex_unlock(&pool->start_lock);
+  if (rc != 0)
+    unstart_workers(pool, pool->nworkers);
+  return rc;
 }
 
 int crew_pool_create(crew_pool **pp, const crew_config *cfg)

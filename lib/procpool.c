@@ -103,6 +103,7 @@ enum event_kind {
   EV_SPAWN_FAILED = 5,
   EV_DIED = 6,  /* a worker ended (not yet reaped) */
   EV_NUDGE = 7, /* look again: shutdown began */
+  EV_READY = 8, /* a worker's init returned 0: it takes tasks from now on */
 };
 
 /* One item of the task queue. */
@@ -158,6 +159,7 @@ struct shared_slot {
   _Atomic uint64_t busy_since;            /* monotonic ns; 0: idle */
   _Atomic uint64_t chunk;                 /* claimed chunk + 1; 0: none */
   _Atomic uint64_t chunk_done;            /* its items finished */
+  _Atomic int32_t ready_pid; /* the worker's pid once its init returned 0 */
 };
 
 struct shared_ctrl {
@@ -199,6 +201,7 @@ struct pworker {
   int state;
   pid_t pid;
   bool deadline_kill; /* the manager killed it at a deadline */
+  bool ready;         /* its init returned 0 */
   bool respawn;       /* a replacement is due at respawn_at */
   uint64_t started_ns, backoff_ns, respawn_at;
 };
@@ -217,7 +220,7 @@ struct crew__procpool {
   crew_task_hook on_start, on_finish;
   void *hook_arg;
   struct crew__hist hist[2]; /* queue wait, run: written by the manager */
-  void (*init)(void *arg);
+  int (*init)(void *arg);
   void *init_arg;
   char *name;
   struct crew__callbacks *callbacks; /* runs done callbacks: never here */
@@ -240,14 +243,22 @@ struct crew__procpool {
   uint64_t next_ticket;
   struct pworker *workers;
   size_t alive, starting;
-  int stop; /* 0, or CREW_DRAIN + 1, or CREW_CANCEL + 1 */
+  size_t ready;           /* alive workers whose init returned 0 */
+  unsigned init_fail_row; /* inits failed since one last succeeded */
+  int stop;               /* 0, or CREW_DRAIN + 1, or CREW_CANCEL + 1 */
   bool starting_up, tasks_closed;
-  _Atomic bool broken;  /* the fork server died: no worker can run again */
+  /* 0, or why no task can run again: CREW_ECRASHED (the fork server died,
+   * or a shared queue was found corrupt), CREW_EINIT (no worker starts) */
+  _Atomic int broken;
   _Atomic bool corrupt; /* a shared queue was found corrupt: break the pool */
   int start_error;
   uint64_t submitted, completed, failed, cancelled, crashed, deadline_killed,
-      restarted;
+      restarted, init_failed;
 };
+
+/* Replacements whose init failed in a row, with no worker alive, that
+ * break the pool (see crew/pool.h). */
+#define INIT_FAILURES_MAX 5
 
 static size_t round_up(size_t n, size_t to)
 {
@@ -291,7 +302,9 @@ static void push_event(struct crew__procpool *pp, struct pevent ev)
 /* The exit status of a worker that found crew's shared memory changed under
  * it (see scribbled()). */
 #define SCRIBBLED_EXIT 70
-#define ANY_STATE      UINT32_MAX /* before the claim: a cancel may change it */
+/* The exit status of a worker whose init returned nonzero. */
+#define INIT_FAILED_EXIT 71
+#define ANY_STATE        UINT32_MAX /* before the claim: a cancel may change it */
 
 /* What a worker read of its task's record when it took the task: the task
  * and the hooks may scribble on the record and the slot, the worker's own
@@ -526,8 +539,13 @@ static void worker_main(void *arg, uint32_t slot)
   s->current.entry = NO_ENTRY;
   atomic_store(&s->busy_since, 0);
   atomic_store(&s->chunk, 0);
-  if (pp->init != NULL)
-    pp->init(pp->init_arg);
+  if (pp->init != NULL && pp->init(pp->init_arg) != 0)
+    _exit(INIT_FAILED_EXIT); /* before ready: the parent counts a failure */
+  atomic_store(&s->ready_pid, (int32_t)getpid());
+  push_event(pp, (struct pevent){.kind = EV_READY,
+                                 .slot = slot,
+                                 .entry = NO_ENTRY,
+                                 .value = (int32_t)getpid()});
 
   uint64_t tasks = 0;
   while (crew__queue_pop_spin(pp->tasks, &s->current, CREW_FOREVER,
@@ -597,17 +615,20 @@ static size_t in_use(const struct crew__procpool *pp)
   return pp->nentries - pp->nfree;
 }
 
-/* Wait for a free entry until `d`: 0, CREW_ETIMEDOUT or CREW_ECLOSED. */
+/* Wait for a free entry until `d`: 0, CREW_ETIMEDOUT, CREW_ECLOSED or why
+ * the pool is broken. */
 static int take_entry(struct crew__procpool *pp, crew__deadline d,
                       uint32_t *index)
 {
   crew__assert_held(&pp->lock);
-  while (pp->nfree == 0 && pp->stop == 0)
+  while (pp->nfree == 0 && pp->stop == 0 && pp->broken == 0)
     if (crew__cond_wait(&pp->changed, &pp->lock, d) == CREW_ETIMEDOUT &&
-        pp->nfree == 0 && pp->stop == 0)
+        pp->nfree == 0 && pp->stop == 0 && pp->broken == 0)
       return CREW_ETIMEDOUT;
   if (pp->stop != 0)
     return CREW_ECLOSED;
+  if (pp->broken != 0)
+    return pp->broken;
   *index = pp->free_entries[--pp->nfree];
   pp->entries[*index].ticket = ++pp->next_ticket;
   return 0;
@@ -771,6 +792,8 @@ static struct settlement task_lost(struct crew__procpool *pp, struct pentry *e,
     return task_cancelled(pp, e);
   if (cause == CREW_EDEADLINE)
     pp->deadline_killed++;
+  else if (cause == CREW_EINIT) /* it never ran */
+    pp->cancelled++;
   else
     pp->crashed++;
   return (struct settlement){
@@ -918,7 +941,7 @@ static void plan_respawn(struct crew__procpool *pp, struct pworker *w,
                          bool crashed)
 {
   bool needed = pp->stop == 0 || (pp->stop == CREW_DRAIN + 1 && in_use(pp) > 0);
-  if (!needed)
+  if (!needed || pp->broken != 0)
     return;
   uint64_t now = crew__now_ns();
   /* The first crash is replaced at once; a slot whose workers keep crashing
@@ -973,6 +996,63 @@ static void sweep_dead(struct crew__procpool *pp, pid_t pid, int cause)
   }
 }
 
+/* With the lock held: the pool is starting and stops waiting (ready, or
+ * start_error set): crew__procpool_create goes on. */
+static void startup_progress(struct crew__procpool *pp)
+{
+  crew__assert_held(&pp->lock);
+  if (pp->starting_up && (pp->start_error != 0 || pp->ready == pp->nworkers)) {
+    pp->starting_up = false;
+    crew__cond_broadcast(&pp->changed);
+  }
+}
+
+/* With the lock held: slot i's worker said (or its slot shows) that its
+ * init returned 0. Either its READY or its SPAWNED event may come first. */
+static void check_ready(struct crew__procpool *pp, uint32_t i)
+{
+  struct pworker *w = &pp->workers[i];
+  if (w->state != W_ALIVE || w->ready ||
+      atomic_load(&pp->ctrl->slots[i].ready_pid) != (int32_t)w->pid)
+    return;
+  w->ready = true;
+  pp->ready++;
+  pp->init_fail_row = 0;
+  startup_progress(pp);
+}
+
+/* With the lock held: kill every live worker whose init has not returned
+ * (the pool is broken: nothing will be given to it). */
+static void kill_unready(struct crew__procpool *pp)
+{
+  for (uint32_t i = 0; i < pp->nworkers; i++)
+    if (pp->workers[i].state == W_ALIVE && !pp->workers[i].ready)
+      kill(-pp->workers[i].pid, SIGKILL); /* reserved until the reap */
+}
+
+static void break_pool(struct crew__procpool *pp, int cause);
+
+/*
+ * With the lock held: worker w (not ready) died in its init, or its init
+ * failed. At create that fails the pool; later it is a failed replacement:
+ * retried with the back-off, until the pool has no ready worker and
+ * INIT_FAILURES_MAX failed in a row. Returns whether the pool broke.
+ */
+static bool init_failed(struct crew__procpool *pp, struct pworker *w)
+{
+  pp->init_failed++;
+  if (pp->starting_up) {
+    pp->start_error = CREW_EINIT;
+    kill_unready(pp); /* create fails: nothing is left */
+    startup_progress(pp);
+    return false;
+  }
+  if (++pp->init_fail_row >= INIT_FAILURES_MAX && pp->ready == 0)
+    return true;
+  plan_respawn(pp, w, true);
+  return false;
+}
+
 static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
 {
   crew__mutex_lock(&pp->lock);
@@ -982,26 +1062,41 @@ static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
     crew__mutex_unlock(&pp->lock);
     return;
   }
+  check_ready(pp, slot); /* its READY event may be late */
+  bool was_ready = w->ready;
   w->state = W_EMPTY;
+  w->ready = false;
   pp->alive--;
+  if (was_ready)
+    pp->ready--;
   int cause = w->deadline_kill ? CREW_EDEADLINE : CREW_ECRASHED;
   w->deadline_kill = false;
   struct shared_slot *ss = &pp->ctrl->slots[slot];
   struct crew__pdesc held = ss->current;
-  struct settlement s = dead_task(pp, slot, w->pid, held, cause);
+  struct settlement s = {.how = S_NONE};
+  if (was_ready) /* an unready worker took nothing */
+    s = dead_task(pp, slot, w->pid, held, cause);
   /* Clear the slot for its next worker: a stale busy_since would have the
    * replacement killed at once for its predecessor's deadline. */
   ss->current.entry = NO_ENTRY;
   atomic_store(&ss->busy_since, 0);
   atomic_store(&ss->chunk, 0);
+  atomic_store(&ss->ready_pid, 0);
   crew__forkserver_reap(&pp->server, slot); /* only now: see forkserver.c */
   pid_t pid = w->pid;
   w->pid = 0;
-  plan_respawn(pp, w, ev->value != 0 || s.how == S_FAILED);
+  bool broke = false;
+  if (!was_ready && pp->broken == 0)
+    broke = init_failed(pp, w);
+  else
+    plan_respawn(pp, w, ev->value != 0 || s.how == S_FAILED);
   crew__mutex_unlock(&pp->lock);
   settle_here(pp, &s);
-  sweep_dead(pp, pid, cause);
+  if (was_ready)
+    sweep_dead(pp, pid, cause);
   crew__queue_forget_waiters(pp->tasks); /* it may have died waiting */
+  if (broke)
+    break_pool(pp, CREW_EINIT);
 }
 
 static void handle_spawn(struct crew__procpool *pp, const struct pevent *ev)
@@ -1012,9 +1107,13 @@ static void handle_spawn(struct crew__procpool *pp, const struct pevent *ev)
     pp->starting--;
     if (ev->kind == EV_SPAWNED && ev->value > 0) {
       w->state = W_ALIVE;
+      w->ready = false;
       w->pid = ev->value;
       w->started_ns = crew__now_ns();
       pp->alive++;
+      check_ready(pp, ev->slot); /* its READY event may have come first */
+      if (pp->broken != 0 || pp->start_error != 0)
+        kill_unready(pp); /* nothing will be given to it */
     } else {
       w->state = W_EMPTY;
       if (pp->starting_up)
@@ -1022,32 +1121,96 @@ static void handle_spawn(struct crew__procpool *pp, const struct pevent *ev)
       else
         plan_respawn(pp, w, true);
     }
-    if (pp->starting_up && pp->starting == 0) {
-      pp->starting_up = false;
-      crew__cond_broadcast(&pp->changed);
-    }
+    startup_progress(pp);
   }
   crew__mutex_unlock(&pp->lock);
+}
+
+static void handle_ready(struct crew__procpool *pp, const struct pevent *ev)
+{
+  crew__mutex_lock(&pp->lock);
+  if (ev->slot < pp->nworkers)
+    check_ready(pp, ev->slot);
+  crew__mutex_unlock(&pp->lock);
+}
+
+/*
+ * Settle everything left once the pool is broken and its task queue closed:
+ * what is still queued, then whatever is in use that no worker will report
+ * (a corrupt queue may have swallowed it). A map's chunks left over end as
+ * cancelled (see runner_finished). One settlement at a time, the lock
+ * dropped for each.
+ */
+static void settle_all_lost(struct crew__procpool *pp, int cause)
+{
+  struct crew__pdesc d;
+  while (crew_queue_pop_timed(pp->tasks, &d, 0) == 0) {
+    struct settlement st = {.how = S_NONE};
+    crew__mutex_lock(&pp->lock);
+    struct pentry *e = valid_entry(pp, d.entry, d.ticket);
+    if (e != NULL && e->kind == E_RUNNER)
+      runner_finished(pp, e);
+    else if (e != NULL && e->kind == E_TASK)
+      st = task_lost(pp, e, cause);
+    crew__mutex_unlock(&pp->lock);
+    settle_here(pp, &st);
+  }
+  for (size_t i = 0;;) {
+    struct settlement st = {.how = S_NONE};
+    crew__mutex_lock(&pp->lock);
+    for (; i < pp->nentries && st.entry == NULL; i++) {
+      struct pentry *e = &pp->entries[i];
+      if (e->kind == E_RUNNER)
+        runner_finished(pp, e);
+      else if (e->kind == E_TASK)
+        st = task_lost(pp, e, cause);
+    }
+    crew__mutex_unlock(&pp->lock);
+    if (st.entry == NULL)
+      break;
+    settle_here(pp, &st);
+  }
+}
+
+/*
+ * No task can run again: the fork server died (CREW_ECRASHED: see
+ * server_died) or no worker can start (CREW_EINIT: no worker is ready and
+ * the last INIT_FAILURES_MAX replacements failed their init). Submits fail
+ * with the cause from now on, nothing is respawned, workers still in their
+ * init are killed, the task queue is closed and everything queued settles
+ * with the cause; shutdown and destroy return as usual.
+ */
+static void break_pool(struct crew__procpool *pp, int cause)
+{
+  crew__mutex_lock(&pp->lock);
+  if (pp->broken == 0)
+    atomic_store(&pp->broken, cause);
+  for (uint32_t i = 0; i < pp->nworkers; i++)
+    pp->workers[i].respawn = false;
+  kill_unready(pp);
+  if (!pp->tasks_closed) {
+    pp->tasks_closed = true;
+    crew_queue_close(pp->tasks);
+  }
+  crew__cond_broadcast(&pp->changed); /* blocked submitters: the cause */
+  crew__mutex_unlock(&pp->lock);
+  settle_all_lost(pp, cause);
 }
 
 /*
  * The fork server died (killed from outside, or it failed at its start):
  * its workers died with it (PR_SET_PDEATHSIG) and no new one can be
  * started, since forking this process again is what the server exists to
- * avoid. The pool is broken: every worker's death is handled as if the
- * server had reported it, the task queue is closed, and every task still
- * queued is settled as crashed (a map's chunks left over end as cancelled,
- * see runner_finished). Submits fail with CREW_ECRASHED from now on, and
- * shutdown and destroy return as usual.
+ * avoid. Every worker's death is handled as if the server had reported it,
+ * then the pool breaks with CREW_ECRASHED.
  */
 static void server_died(struct crew__procpool *pp)
 {
   crew__mutex_lock(&pp->lock);
-  pp->broken = true;
+  atomic_store(&pp->broken, CREW_ECRASHED);
   if (pp->starting_up) {
     pp->start_error = CREW_ENOMEM;
-    pp->starting_up = false;
-    crew__cond_broadcast(&pp->changed);
+    startup_progress(pp);
   }
   for (uint32_t i = 0; i < pp->nworkers; i++) {
     struct pworker *w = &pp->workers[i];
@@ -1056,10 +1219,6 @@ static void server_died(struct crew__procpool *pp)
       w->state = W_EMPTY;
       pp->starting--;
     }
-  }
-  if (!pp->tasks_closed) {
-    pp->tasks_closed = true;
-    crew_queue_close(pp->tasks);
   }
   crew__mutex_unlock(&pp->lock);
   for (uint32_t i = 0; i < pp->nworkers; i++) {
@@ -1071,36 +1230,7 @@ static void server_died(struct crew__procpool *pp)
     if (alive)
       handle_death(pp, &ev);
   }
-  struct crew__pdesc d;
-  while (crew_queue_pop_timed(pp->tasks, &d, 0) == 0) {
-    struct settlement st = {.how = S_NONE};
-    crew__mutex_lock(&pp->lock);
-    struct pentry *e = valid_entry(pp, d.entry, d.ticket);
-    if (e != NULL && e->kind == E_RUNNER)
-      runner_finished(pp, e);
-    else if (e != NULL && e->kind == E_TASK)
-      st = task_lost(pp, e, CREW_ECRASHED);
-    crew__mutex_unlock(&pp->lock);
-    if (st.entry != NULL)
-      settle_here(pp, &st);
-  }
-  /* What is still in use was queued where no one will find it (a corrupt
-   * queue swallowed it): settle it too. */
-  for (size_t i = 0;;) {
-    struct settlement st = {.how = S_NONE};
-    crew__mutex_lock(&pp->lock);
-    for (; i < pp->nentries && st.entry == NULL; i++) {
-      struct pentry *e = &pp->entries[i];
-      if (e->kind == E_RUNNER)
-        runner_finished(pp, e);
-      else if (e->kind == E_TASK)
-        st = task_lost(pp, e, CREW_ECRASHED);
-    }
-    crew__mutex_unlock(&pp->lock);
-    if (st.entry == NULL)
-      break;
-    settle_here(pp, &st);
-  }
+  break_pool(pp, CREW_ECRASHED);
 }
 
 /* Whether the task queue's shared counters still agree with this process's:
@@ -1188,6 +1318,9 @@ static void handle_event(struct crew__procpool *pp, const struct pevent *ev)
   case EV_DIED:
     handle_death(pp, ev);
     break;
+  case EV_READY:
+    handle_ready(pp, ev);
+    break;
   default: /* EV_NUDGE */
     break;
   }
@@ -1218,10 +1351,7 @@ static void *manager_main(void *arg)
     pp->workers[i].state = W_STARTING;
     pp->starting++;
   }
-  if (pp->starting == 0) {
-    pp->starting_up = false;
-    crew__cond_broadcast(&pp->changed);
-  }
+  startup_progress(pp);
   for (;;) {
     uint64_t now = crew__now_ns();
     publish_state(pp);
@@ -1235,7 +1365,7 @@ static void *manager_main(void *arg)
     uint64_t wait = at > now ? at - now : 0;
     if (wait > SERVER_CHECK_NS)
       wait = SERVER_CHECK_NS;
-    if (pp->broken) { /* nothing comes through the queues any more */
+    if (pp->server.reaped) { /* nothing comes through the queues any more */
       crew__mutex_lock(&pp->lock);
       crew__cond_wait(&pp->changed, &pp->lock, crew__deadline_in(wait));
       continue;
@@ -1435,9 +1565,7 @@ int crew__procpool_check_submit(const struct crew__procpool *pp, crew_fn fn,
 {
   if (in_size > pp->max_in || out_size > pp->max_out || !code_known(pp, fn))
     return CREW_EINVAL;
-  if (atomic_load_explicit(&pp->broken, memory_order_acquire))
-    return CREW_ECRASHED;
-  return 0;
+  return atomic_load_explicit(&pp->broken, memory_order_acquire);
 }
 
 int crew__procpool_submit(struct crew__procpool *pp, crew_fn fn, const void *in,
@@ -1576,7 +1704,8 @@ static int map_outcome(struct crew__procpool *pp, struct pmap *m)
       pp->failed += failures;
     } else if (!done && c >= claimed) { /* never claimed: cancelled */
       index = first;
-      st = CREW_ECANCELED;
+      /* never run: a shutdown cancelled it, or the pool broke */
+      st = !m->cut && pp->broken != 0 ? pp->broken : CREW_ECANCELED;
       if (!m->cut) /* else counted when the shutdown cut the map */
         pp->cancelled += len;
     } else {
@@ -1639,8 +1768,9 @@ int crew__procpool_map(struct crew__procpool *pp, crew_fn fn, const void *in,
   if (rc != 0)
     return rc;
   crew__mutex_lock(&pp->lock);
-  rc = pp->stop != 0 ? CREW_ECLOSED
-                     : crew__arena_alloc(pp->arena, size, &offset);
+  rc = pp->stop != 0     ? CREW_ECLOSED
+       : pp->broken != 0 ? pp->broken
+                         : crew__arena_alloc(pp->arena, size, &offset);
   crew__mutex_unlock(&pp->lock);
   if (rc != 0)
     return rc;
@@ -1669,7 +1799,7 @@ int crew__procpool_map(struct crew__procpool *pp, crew_fn fn, const void *in,
   crew__mutex_lock(&pp->lock);
   size_t want = m.nchunks < pp->nworkers ? m.nchunks : pp->nworkers;
   if (queue_runners(pp, &m, offset, want) == 0) {
-    rc = CREW_ECLOSED;
+    rc = pp->stop == 0 && pp->broken != 0 ? pp->broken : CREW_ECLOSED;
   } else {
     pp->submitted += count;
     while (!m.complete)
@@ -1791,6 +1921,8 @@ void crew__procpool_stats(struct crew__procpool *pp, crew_stats *st)
                      .workers = pp->alive,
                      .crashed = pp->crashed,
                      .deadline_killed = pp->deadline_killed,
-                     .restarted = pp->restarted};
+                     .restarted = pp->restarted,
+                     .init_failed = pp->init_failed,
+                     .broken = pp->broken};
   crew__mutex_unlock(&pp->lock);
 }

@@ -1208,10 +1208,11 @@ END_TEST
 static _Thread_local bool cat7_worker;
 static _Atomic int cat7_at_wait;
 
-static void cat7_mark_worker(void *arg)
+static int cat7_mark_worker(void *arg)
 {
   (void)arg;
   cat7_worker = true;
+  return 0;
 }
 
 static int cat7_hook(enum crew_test_point point, const void *object, void *arg)

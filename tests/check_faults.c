@@ -602,10 +602,11 @@ END_TEST
 /* ============================================ catalog 38, 39: lifetime */
 
 /* init: posts the worker's pid. */
-static void post_pid_init(void *arg)
+static int post_pid_init(void *arg)
 {
   (void)arg;
   post((uint64_t)getpid());
+  return 0;
 }
 
 /*

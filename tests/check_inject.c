@@ -470,9 +470,10 @@ static void use_pool(crew_pool *pool)
   crew_future_release(f);
 }
 
-static void init_nothing(void *arg)
+static int init_nothing(void *arg)
 {
   (void)arg;
+  return 0;
 }
 
 static void pool_scenario(int mode)
@@ -1134,10 +1135,11 @@ END_TEST
 
 /* ------------------------------- catalog 7: shutdown racing parked workers */
 
-static void mark_worker(void *arg)
+static int mark_worker(void *arg)
 {
   (void)arg;
   tl_in_worker = 1;
+  return 0;
 }
 
 struct releaser {

@@ -346,7 +346,7 @@ struct init_ctx {
 static _Thread_local int init_calls_here;
 static struct init_ctx *the_init_ctx;
 
-static void count_init(void *arg)
+static int count_init(void *arg)
 {
   struct init_ctx *ctx = the_init_ctx;
   if (arg != ctx)
@@ -356,6 +356,7 @@ static void count_init(void *arg)
   if (init_calls_here++ != 0)
     atomic_fetch_add(&ctx->init_twice, 1);
   atomic_fetch_add(&ctx->calls, 1);
+  return 0;
 }
 
 static int init_check_task(const void *in, void *out)

@@ -775,7 +775,7 @@ END_TEST
 static _Atomic int init_here; /* init calls in this process's memory */
 static _Atomic pid_t inited;  /* in a worker: the pid init ran in */
 
-static void record_init(void *arg)
+static int record_init(void *arg)
 {
   struct shm *s = arg;
   atomic_fetch_add(&init_here, 1);
@@ -784,6 +784,7 @@ static void record_init(void *arg)
   if (i < 64)
     atomic_store(&s->init_pids[i], getpid());
   post((uint64_t)getpid());
+  return 0;
 }
 
 /* 0 if init ran in this process before; out: the pid. */

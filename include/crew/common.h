@@ -49,7 +49,8 @@ extern "C" {
   X(ECANCELED, -5, "cancelled before it ran")                                  \
   X(EBUSY, -6, "busy: already running, resolved or in progress")               \
   X(ECRASHED, -7, "the worker process died during the task")                   \
-  X(EDEADLINE, -8, "the task overran its deadline and was killed")
+  X(EDEADLINE, -8, "the task overran its deadline and was killed")             \
+  X(EINIT, -9, "a worker could not be started: its init failed")
 
 enum crew_error {
 #define CREW_ERRNO_ENUM_(name, value, message) CREW_##name = (value),
@@ -74,7 +75,7 @@ CREW_API const char *crew_strerror(int code);
  */
 CREW_API const char *crew_version(void);
 
-#define CREW_VERSION "0.1.0"
+#define CREW_VERSION "0.2.0"
 
 #ifdef __cplusplus
 }

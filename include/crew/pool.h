@@ -47,6 +47,12 @@
  *  - The task function must exist in the workers: one from a library loaded
  *    (dlopen) after create is refused with CREW_EINVAL at submit.
  *  - init runs in every worker process, replacements included, never here.
+ *    A replacement whose init fails (returns nonzero, dies or exits in it)
+ *    is retried with the back-off below; once the pool has no live worker
+ *    and 5 replacements in a row failed their init, the pool is broken:
+ *    every queued task resolves with CREW_EINIT, later submits and maps
+ *    return CREW_EINIT, shutdown and destroy return at once, and
+ *    crew_pool_stats() says broken == CREW_EINIT.
  *  - on_done callbacks run here, on the pool's callback thread (NAME-cb),
  *    never on the manager thread (NAME-mgr) that resolves the futures: a
  *    callback may wait on other futures of the pool, submit to it (blocking
@@ -147,8 +153,11 @@ typedef struct crew_config {
                                (cancelled ones too, until a worker drops
                                them); 0 (default):
                                CREW_QUEUE_CAPACITY_DEFAULT */
-  void (*init)(void *arg);  /* if not NULL, run once in each worker before its
-                               first task (Python's Pool initializer) */
+  int (*init)(void *arg);   /* if not NULL, run once in each worker before it
+                               takes any task (Python's Pool initializer):
+                               return 0 when the worker is ready, anything
+                               else when it cannot work (see
+                               crew_pool_create and CREW_EINIT) */
   void *init_arg;           /* passed to init */
   const char *name;         /* worker name prefix, copied at create; NULL
                                (default): "crew". Workers are named NAME-INDEX,
@@ -211,7 +220,8 @@ typedef struct crew_stats {
                          a submit blocked on a full queue counts */
   uint64_t completed; /* tasks that ran and returned, whatever the status */
   uint64_t failed;    /* completed with a nonzero status */
-  uint64_t cancelled; /* tasks resolved as cancelled without running */
+  uint64_t cancelled; /* tasks resolved without running: cancelled, or
+                         failed with CREW_EINIT on a broken pool */
   size_t queued;      /* submitted, not yet started nor cancelled, now
                          (blocked submits included, so it may exceed
                          queue_capacity) */
@@ -221,6 +231,11 @@ typedef struct crew_stats {
   uint64_t deadline_killed; /* processes: tasks killed at task_timeout_ns */
   uint64_t restarted;       /* processes: replacement workers started, for any
                                reason (a crash, a deadline, recycling) */
+  uint64_t init_failed;     /* processes: replacement workers whose init
+                               failed (returned nonzero, died or exited) */
+  int broken; /* 0, or why the pool can run no more tasks (processes):
+                 CREW_EINIT (no worker could start) or CREW_ECRASHED (its
+                 fork server died); submits then fail with it */
 } crew_stats;
 
 /*
@@ -232,13 +247,16 @@ CREW_API void crew_config_init(crew_config *cfg);
 /*
  * crew_pool_create - start a pool as cfg says (NULL: the defaults).
  *
- * All workers are started before it returns. On success *pool owns the pool
- * until crew_pool_destroy(). Returns 0, CREW_EINVAL (pool NULL, an unknown
- * mode, task_timeout_ns or max_tasks_per_worker with threads, workers above
- * CREW_WORKERS_MAX or above what
- * this process may start (RLIMIT_NPROC), a queue capacity whose size
- * overflows size_t), or CREW_ENOMEM (memory or threads ran out; everything
- * started is undone). *pool is left untouched on failure.
+ * Every worker is started, and has finished its init (if any), before it
+ * returns; it blocks for as long as the slowest init takes. On success *pool
+ * owns the pool until crew_pool_destroy(). Returns 0, CREW_EINVAL (pool
+ * NULL, an unknown mode, task_timeout_ns or max_tasks_per_worker with
+ * threads, workers above CREW_WORKERS_MAX or above what this process may
+ * start (RLIMIT_NPROC), a queue capacity whose size overflows size_t),
+ * CREW_EINIT (a worker's init returned nonzero, or in process mode the
+ * worker died or exited during its init) or CREW_ENOMEM (memory, threads or
+ * processes ran out). On failure everything started is undone (no thread,
+ * process, descriptor or mapping is left) and *pool is left untouched.
  */
 CREW_API int crew_pool_create(crew_pool **pool, const crew_config *cfg);
 
@@ -256,8 +274,9 @@ CREW_API int crew_pool_create(crew_pool **pool, const crew_config *cfg);
  * pool is or became shut down while waiting: the task does not exist, no
  * future was made), CREW_EINVAL (pool or fn NULL, in NULL with in_size > 0,
  * in_size or out_size above the pool's limits, in process mode a function
- * the workers lack, a call from a forked child or a worker process), or
- * CREW_ENOMEM.
+ * the workers lack, a call from a forked child or a worker process),
+ * CREW_ENOMEM, or in process mode, once the pool is broken (see
+ * crew_stats.broken), CREW_EINIT or CREW_ECRASHED.
  */
 CREW_API int crew_submit(crew_pool *pool, crew_fn fn, const void *in,
                          size_t in_size, size_t out_size, crew_future **future);
@@ -296,7 +315,8 @@ CREW_API int crew_submit_timed(crew_pool *pool, crew_fn fn, const void *in,
  * open pool. Arguments are checked first, then the pool: CREW_EINVAL (pool
  * or fn NULL, in or out NULL with a nonzero stride, count * stride
  * overflowing size_t, a call from a forked child), CREW_ECLOSED (the pool is
- * shut down, whatever the count), CREW_ENOMEM.
+ * shut down, whatever the count), CREW_ENOMEM, or CREW_EINIT / CREW_ECRASHED
+ * as crew_submit() on a broken process pool.
  */
 CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
@@ -315,17 +335,17 @@ CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
  * fail with CREW_ECLOSED, blocked submitters included (their tasks never
  * exist), and so do submits from the tasks still running. Blocks until
  * every worker has exited (and, in process mode, the manager and callback
- * threads), then returns 0. A later or concurrent call waits
- * for the first to finish, then returns 0 and changes nothing but this:
- * after a CREW_CANCEL began, every call (crew_pool_destroy() too) cancels
- * what is still queued before it waits.
+ * threads), then returns 0. A later or concurrent call waits for the first
+ * to finish, then returns 0 and changes nothing but this: after a
+ * CREW_CANCEL began, every call (crew_pool_destroy() too) cancels what is
+ * still queued before it waits.
  *
  * From inside one of the pool's own tasks, or a done callback running on a
  * process pool's callback thread, shutdown begins but cannot wait for the
  * workers (the caller is one of the threads it would join): it returns
  * CREW_EBUSY, and a later call from outside the pool, or
- * crew_pool_destroy(), does the joining.
- * Returns CREW_EINVAL for NULL, an unknown `how` or a forked child.
+ * crew_pool_destroy(), does the joining. Returns CREW_EINVAL for NULL, an
+ * unknown `how` or a forked child.
  */
 CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
 
