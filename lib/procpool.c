@@ -1512,7 +1512,7 @@ static int configure(struct crew__procpool *pp, crew_pool *pool,
   pp->on_finish = cfg->on_task_finish;
   pp->hook_arg = cfg->hook_arg;
   pp->timed = pp->latency || pp->on_start != NULL || pp->on_finish != NULL;
-  pp->name = strdup(cfg->name != NULL ? cfg->name : "crew");
+  pp->name = crew__strdup(cfg->name != NULL ? cfg->name : "crew");
   return pp->name == NULL ? CREW_ENOMEM : 0;
 }
 
