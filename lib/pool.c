@@ -756,14 +756,13 @@ int crew_pool_stats(crew_pool *pool, crew_stats *st)
     started += crew__read(&pool->workers[i].counters.started);
   uint64_t cancelled = crew__read(&pool->cancelled);
   uint64_t submitted = crew__read(&pool->submitted);
-  *st = (crew_stats){
-      .submitted = submitted,
-      .completed = completed,
-      .failed = failed,
-      .cancelled = cancelled,
-      .queued = difference(submitted, started + cancelled),
-      .running = difference(started, completed),
-      .workers = atomic_load_explicit(&pool->alive, memory_order_acquire),
-  };
+  memset(st, 0, sizeof *st); /* padding too: a caller may compare */
+  st->submitted = submitted;
+  st->completed = completed;
+  st->failed = failed;
+  st->cancelled = cancelled;
+  st->queued = difference(submitted, started + cancelled);
+  st->running = difference(started, completed);
+  st->workers = atomic_load_explicit(&pool->alive, memory_order_acquire);
   return 0;
 }

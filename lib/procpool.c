@@ -1912,17 +1912,18 @@ void crew__procpool_stats(struct crew__procpool *pp, crew_stats *st)
   uint64_t settled =
       pp->completed + pp->cancelled + pp->crashed + pp->deadline_killed;
   uint64_t pending = pp->submitted > settled ? pp->submitted - settled : 0;
-  *st = (crew_stats){.submitted = pp->submitted,
-                     .completed = pp->completed,
-                     .failed = pp->failed,
-                     .cancelled = pp->cancelled,
-                     .running = running < pending ? running : pending,
-                     .queued = pending > running ? pending - running : 0,
-                     .workers = pp->alive,
-                     .crashed = pp->crashed,
-                     .deadline_killed = pp->deadline_killed,
-                     .restarted = pp->restarted,
-                     .init_failed = pp->init_failed,
-                     .broken = pp->broken};
+  memset(st, 0, sizeof *st); /* padding too: a caller may compare */
+  st->submitted = pp->submitted;
+  st->completed = pp->completed;
+  st->failed = pp->failed;
+  st->cancelled = pp->cancelled;
+  st->running = running < pending ? running : pending;
+  st->queued = pending > running ? pending - running : 0;
+  st->workers = pp->alive;
+  st->crashed = pp->crashed;
+  st->deadline_killed = pp->deadline_killed;
+  st->restarted = pp->restarted;
+  st->init_failed = pp->init_failed;
+  st->broken = pp->broken;
   crew__mutex_unlock(&pp->lock);
 }
