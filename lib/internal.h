@@ -53,37 +53,6 @@ struct crew__task {
   alignas(16) unsigned char in[CREW__INLINE_IN]; /* PLAIN: the input */
 };
 
-/* ------------------------------------------------------------- queue.c */
-
-/*
- * Reset the waiter counts of a queue (after a process that may have died
- * while waiting on it): live waiters are woken and count themselves again.
- */
-void crew__queue_forget_waiters(crew_queue *q);
-
-/*
- * For a CREW_SHARED queue that only the calling process pushes to (pusher)
- * or pops from: it keeps its own count of that side and, from then on,
- * treats a shared counter that disagrees with it as corruption, like a
- * count above capacity (the queue is closed for this process). No-op where
- * the shared lock is not the futex kind.
- */
-void crew__queue_own_side(crew_queue *q, bool pusher);
-
-/* Whether this process found the queue's shared state corrupt (so far). */
-bool crew__queue_broken(const crew_queue *q);
-
-/* Check the queue's shared state now (under its lock); whether corrupt. */
-bool crew__queue_verify(crew_queue *q);
-
-/*
- * crew_queue_pop_timed, spinning up to spin_ns (0 or CREW_IDLE_SPIN_OFF:
- * not at all) instead of the public calls' 20 us before it sleeps on an
- * empty queue.
- */
-int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
-                         uint64_t spin_ns);
-
 /* --------------------------------------------------------------- workers */
 
 /* How long an idle worker spins (crew_config.idle_spin_ns resolved: the

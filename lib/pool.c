@@ -38,6 +38,7 @@
 
 #include "histogram.h"
 #include "internal.h"
+#include "queue.h"
 #include "procpool.h"
 
 #include <stdalign.h>

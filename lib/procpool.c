@@ -60,6 +60,7 @@
 #include "config.h"
 
 #include "procpool.h"
+#include "queue.h"
 
 #include "arena.h"
 #include "forkserver.h"
@@ -657,7 +658,7 @@ static bool push_desc(struct crew__procpool *pp, const struct pentry *e,
    * the entry as lost instead of waiting for it. */
   if (crew_queue_push_timed(pp->tasks, &d, 0) == 0)
     return true;
-  if (crew__queue_broken(pp->tasks)) /* the manager breaks the pool */
+  if (crew__shq_broken(pp->tasks)) /* the manager breaks the pool */
     atomic_store(&pp->corrupt, true);
   return false;
 }
@@ -1094,7 +1095,7 @@ static void handle_death(struct crew__procpool *pp, const struct pevent *ev)
   settle_here(pp, &s);
   if (was_ready)
     sweep_dead(pp, pid, cause);
-  crew__queue_forget_waiters(pp->tasks); /* it may have died waiting */
+  crew__shq_forget_waiters(pp->tasks); /* it may have died waiting */
   if (broke)
     break_pool(pp, CREW_EINIT);
 }
@@ -1237,7 +1238,7 @@ static void server_died(struct crew__procpool *pp)
  * else break the pool. */
 static void check_tasks(struct crew__procpool *pp)
 {
-  if (crew__queue_verify(pp->tasks))
+  if (crew__shq_verify(pp->tasks))
     atomic_store(&pp->corrupt, true);
 }
 
@@ -1370,7 +1371,7 @@ static void *manager_main(void *arg)
       crew__cond_wait(&pp->changed, &pp->lock, crew__deadline_in(wait));
       continue;
     }
-    if (atomic_load(&pp->corrupt) || crew__queue_broken(pp->events))
+    if (atomic_load(&pp->corrupt) || crew__shq_broken(pp->events))
       if (!pp->server.reaped)
         kill(pp->server.pid, SIGKILL); /* not reaped: still ours */
     if (crew_queue_pop_timed(pp->events, &ev, wait) == 0) {
@@ -1456,8 +1457,8 @@ static int alloc_shared_side(struct crew__procpool *pp)
     return rc;
   /* Only this process pushes tasks and pops events: a shared counter of
    * those sides that moves without it is a worker's garbage. */
-  crew__queue_own_side(pp->tasks, true);
-  crew__queue_own_side(pp->events, false);
+  crew__shq_own_side(pp->tasks, true);
+  crew__shq_own_side(pp->events, false);
   pp->ctrl_size =
       sizeof(struct shared_ctrl) + pp->nworkers * sizeof(struct shared_slot);
   void *p = crew__mmap(NULL, pp->ctrl_size, PROT_READ | PROT_WRITE,

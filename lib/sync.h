@@ -1,8 +1,9 @@
 /*
  * sync.h - crew's layer over the operating system: mutexes, condition
  * variables on CLOCK_MONOTONIC, deadlines, threads, CPU count and fork
- * detection. lib/sync.c is the only file that calls pthreads; every other
- * file waits through the functions here.
+ * detection. sync.h and sync.c are the only places that call pthreads;
+ * every other file locks and waits through the functions here. The small
+ * ones are inline: they are on every task's path.
  *
  * Errors from pthread calls that cannot fail on valid objects (lock, unlock,
  * signal) are not reported: crew only passes objects it initialised.
@@ -10,11 +11,20 @@
 #ifndef CREW_SYNC_H
 #define CREW_SYNC_H
 
+#include "testhook.h"
+
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
+
+/* Whether this system has futexes: shared queues then lock with them. */
+#if HAVE_DECL_SYS_FUTEX && defined(HAVE_LINUX_FUTEX_H)
+#define CREW__FUTEX 1
+#endif
 
 /* --------------------------------------------------------------- deadlines */
 
@@ -28,11 +38,18 @@ typedef struct crew__deadline {
 
 #define CREW__NEVER UINT64_MAX
 
+static inline uint64_t crew__now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* The deadline timeout_ns from now (> 0, < UINT64_MAX), saturating. */
 crew__deadline crew__deadline_after(uint64_t timeout_ns);
 
 /* The deadline timeout_ns from now, saturating; 0 polls, UINT64_MAX never
- * (inline: the common constants cost no call and no clock read). */
+ * (the common constants cost no call and no clock read). */
 static inline crew__deadline crew__deadline_in(uint64_t timeout_ns)
 {
   if (timeout_ns == 0)
@@ -41,8 +58,23 @@ static inline crew__deadline crew__deadline_in(uint64_t timeout_ns)
     return (crew__deadline){CREW__NEVER};
   return crew__deadline_after(timeout_ns);
 }
-bool crew__deadline_passed(crew__deadline d);
-uint64_t crew__now_ns(void);
+
+static inline bool crew__deadline_passed(crew__deadline d)
+{
+  if (d.at == CREW__NEVER)
+    return false;
+  return d.at == 0 || crew__now_ns() >= d.at;
+}
+
+/* A hint to the CPU that this thread spins (a pause), not a system call. */
+static inline void crew__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 
 /* ------------------------------------------------------------------ mutex */
 
@@ -53,21 +85,50 @@ typedef struct crew__mutex {
 #endif
 } crew__mutex;
 
+#ifdef CREW_DEBUG
+#include <assert.h>
+extern _Thread_local char crew__self_tag; /* this thread's identity */
+static inline bool crew__mutex_held(const crew__mutex *mu)
+{
+  return atomic_load_explicit(&mu->owner, memory_order_relaxed) ==
+         &crew__self_tag;
+}
+static inline void crew__mutex_owned(crew__mutex *mu, bool now)
+{
+  atomic_store_explicit(&mu->owner, now ? &crew__self_tag : NULL,
+                        memory_order_relaxed);
+}
+#define crew__assert(expr)    assert(expr)
+#define crew__assert_held(mu) assert(crew__mutex_held(mu))
+#else
+#define crew__mutex_owned(mu, now) ((void)0)
+#define crew__assert(expr)         ((void)0)
+#define crew__assert_held(mu)      ((void)0)
+#endif
+
+/* An adaptive mutex where the system has one: 0 or CREW_ENOMEM. */
 int crew__mutex_init(crew__mutex *mu);
-void crew__mutex_destroy(crew__mutex *mu);
-void crew__mutex_lock(crew__mutex *mu);
-void crew__mutex_unlock(crew__mutex *mu);
 
-/*
- * A mutex in MAP_SHARED memory, usable by every process that maps it, and
- * robust: if a process dies holding it, the next locker gets it with
- * CREW__OWNER_DIED, must make the state it guards consistent, then call
- * crew__mutex_consistent(). Lock it with crew__mutex_lock_robust() only.
- */
-#define CREW__OWNER_DIED 1
+static inline void crew__mutex_destroy(crew__mutex *mu)
+{
+  pthread_mutex_destroy(&mu->m);
+}
 
-/* A hint to the CPU that this thread spins (a pause), not a system call. */
-static inline void crew__cpu_relax(void);
+static inline void crew__mutex_lock(crew__mutex *mu)
+{
+  crew__assert(!crew__mutex_held(mu));
+  (void)CREW__HOOK(CREW_TP_LOCK, mu);
+  pthread_mutex_lock(&mu->m);
+  crew__mutex_owned(mu, true);
+}
+
+static inline void crew__mutex_unlock(crew__mutex *mu)
+{
+  crew__assert_held(mu);
+  (void)CREW__HOOK(CREW_TP_UNLOCK, mu);
+  crew__mutex_owned(mu, false);
+  pthread_mutex_unlock(&mu->m);
+}
 
 /*
  * A spin lock, for critical sections of a few instructions that never block
@@ -84,15 +145,13 @@ typedef struct crew__spinlock {
     ATOMIC_FLAG_INIT                                                           \
   }
 
-void crew__spin_yield(void); /* sched_yield() */
-
 static inline void crew__spin_lock(crew__spinlock *l)
 {
   for (unsigned i = 1;
        atomic_flag_test_and_set_explicit(&l->held, memory_order_acquire); i++) {
     crew__cpu_relax();
     if (i % 128 == 0)
-      crew__spin_yield();
+      sched_yield();
   }
 }
 
@@ -101,73 +160,52 @@ static inline void crew__spin_unlock(crew__spinlock *l)
   atomic_flag_clear_explicit(&l->held, memory_order_release);
 }
 
-static inline void crew__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-int crew__mutex_init_shared(crew__mutex *mu);
-int crew__mutex_lock_robust(crew__mutex *mu);
-void crew__mutex_consistent(crew__mutex *mu);
-
-#ifdef CREW_DEBUG
-#include <assert.h>
-bool crew__mutex_held(const crew__mutex *mu);
-#define crew__assert(expr)    assert(expr)
-#define crew__assert_held(mu) assert(crew__mutex_held(mu))
-#else
-#define crew__assert(expr)    ((void)0)
-#define crew__assert_held(mu) ((void)0)
-#endif
-
 /* ------------------------------------------------------------- condition */
 
 typedef struct crew__cond {
   pthread_cond_t c;
 } crew__cond;
 
+/* A condition variable on CLOCK_MONOTONIC: 0 or CREW_ENOMEM. */
 int crew__cond_init(crew__cond *cv);
-void crew__cond_destroy(crew__cond *cv);
-void crew__cond_signal(crew__cond *cv);
-void crew__cond_broadcast(crew__cond *cv);
+
+static inline void crew__cond_destroy(crew__cond *cv)
+{
+  pthread_cond_destroy(&cv->c);
+}
+
+static inline void crew__cond_signal(crew__cond *cv)
+{
+  pthread_cond_signal(&cv->c);
+}
+
+static inline void crew__cond_broadcast(crew__cond *cv)
+{
+  pthread_cond_broadcast(&cv->c);
+}
 
 /*
  * Wait on cv with mu held until signalled or the deadline passes. Returns 0
- * (woken, perhaps spuriously: recheck the predicate) or CREW_ETIMEDOUT (the
- * deadline has passed; the predicate may still have come true).
+ * (woken, perhaps spuriously: recheck the predicate), CREW_ETIMEDOUT (the
+ * deadline has passed; the predicate may still have come true) or, for a
+ * robust mutex, CREW__OWNER_DIED.
  */
 int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d);
 
-/* --------------------------------------------------------------- wait sets */
-
+#ifndef CREW__FUTEX
 /*
- * Where threads wait for a condition guarded by a crew__mutex: a condition
- * variable, process-shared when made `shared` (for a CREW_SHARED queue
- * where there are no futexes; with futexes, shared memory uses
- * crew__slock and its wait words instead, below, because a process killed
- * while waiting on a process-shared condition variable can wedge glibc's
- * signal, broadcast and destroy).
+ * Where there are no futexes, a shared queue's state holds a robust,
+ * process-shared mutex and process-shared condition variables. If a process
+ * dies holding the mutex, the next locker gets it with CREW__OWNER_DIED,
+ * must make the state it guards consistent, then call
+ * crew__mutex_consistent(). Lock it with crew__mutex_lock_robust() only.
  */
-typedef struct crew__waitset {
-  crew__cond cond;
-} crew__waitset;
-
-int crew__waitset_init(crew__waitset *ws, bool shared);
-void crew__waitset_destroy(crew__waitset *ws);
-
-/*
- * With mu held, sleep until woken or `d` passes, and return with mu held.
- * Returns 0 (recheck the predicate), CREW_ETIMEDOUT, or, for a shared wait
- * set, CREW__OWNER_DIED when relocking found mu's previous owner dead.
- */
-int crew__waitset_wait(crew__waitset *ws, crew__mutex *mu, crew__deadline d);
-
-/* With the mutex held: wake up to n waiters, or every waiter. */
-void crew__waitset_wake(crew__waitset *ws, size_t n);
-void crew__waitset_wake_all(crew__waitset *ws);
+int crew__mutex_init_shared(crew__mutex *mu);
+int crew__cond_init_shared(crew__cond *cv);
+int crew__mutex_lock_robust(crew__mutex *mu);
+void crew__mutex_consistent(crew__mutex *mu);
+#endif
+#define CREW__OWNER_DIED 1
 
 /* ---------------------------------------------------------------- threads */
 
@@ -182,7 +220,11 @@ typedef struct crew__thread {
  * CREW_ENOMEM.
  */
 int crew__thread_start(crew__thread *th, void *(*fn)(void *), void *arg);
-void crew__thread_join(crew__thread *th);
+
+static inline void crew__thread_join(crew__thread *th)
+{
+  pthread_join(th->t, NULL);
+}
 
 /*
  * Name the calling thread PREFIX SUFFIX, cut to the 15 bytes Linux keeps by
@@ -191,10 +233,9 @@ void crew__thread_join(crew__thread *th);
  */
 void crew__thread_set_name(const char *prefix, const char *suffix);
 
-/* How many CPUs this process may run on (its affinity mask); at least 1. */
+/* How many CPUs this process may run on (its affinity mask), at least 1; and
+ * how many more threads it may start (RLIMIT_NPROC), or SIZE_MAX. */
 size_t crew__cpu_count(void);
-
-/* How many more threads this process may start, or SIZE_MAX if unlimited. */
 size_t crew__thread_limit(void);
 
 /* ------------------------------------------------------------ fork guard */
@@ -205,63 +246,28 @@ size_t crew__thread_limit(void);
  * zeroes in the child; elsewhere it compares getpid().
  */
 typedef struct crew__fork_guard {
-  volatile uint32_t *page; /* MADV_WIPEONFORK page holding a nonzero mark */
+  volatile uint32_t *page; /* MADV_WIPEONFORK page holding CREW__FORK_MARK */
   pid_t pid;               /* the fallback */
 } crew__fork_guard;
 
+#define CREW__FORK_MARK 0x63726577u /* "crew" */
+
 void crew__fork_guard_init(crew__fork_guard *g);
 void crew__fork_guard_fini(crew__fork_guard *g);
-bool crew__fork_guard_same_process(const crew__fork_guard *g);
+
+static inline bool crew__fork_guard_same_process(const crew__fork_guard *g)
+{
+  if (g->page != NULL)
+    return *g->page == CREW__FORK_MARK;
+  return getpid() == g->pid;
+}
 
 /* Make the guard name the calling process (a forked child's copy). */
-void crew__fork_guard_rearm(crew__fork_guard *g);
-
-/* ------------------------------------------------- lock in untrusted memory */
-
-#if HAVE_DECL_SYS_FUTEX && defined(HAVE_LINUX_FUTEX_H)
-/*
- * A lock for memory shared with processes that may die at any moment or
- * write garbage over it (a CREW_SHARED queue's state): one futex word, 0
- * when free, else the holder's pid, with bit 31 set while others may sleep
- * on it. Nothing else of it lives in shared memory, so no value a process
- * can write there makes a locker crash, and none makes it wait for ever:
- *  - a holder that died (gone, or a zombie) is noticed by the next locker
- *    after a 10 ms slice of waiting, which takes the lock over and gets
- *    CREW__OWNER_DIED (check what the lock guards);
- *  - a word naming this process while none of its threads holds the lock
- *    (garbage) is taken over the same way;
- *  - a word naming the same other, live process for 2 s is taken over too
- *    (a holder's critical section is a few instructions: it has died in
- *    all but name, is stopped, or the word is garbage). A stopped holder
- *    that resumes finds the lock gone and releases nothing.
- * Threads of one process are told apart through the process's own
- * crew__slock_local, kept in private memory beside its handle.
- */
-#define CREW__SLOCK 1
-
-typedef struct crew__slock_local {
-  crew__fork_guard guard; /* refreshes `pid` in a forked child */
-  uint32_t pid;
-  _Atomic uint32_t inside; /* this process's threads locking or holding */
-} crew__slock_local;
-
-int crew__slock_local_init(crew__slock_local *me);
-void crew__slock_local_fini(crew__slock_local *me);
-
-/* 0, or CREW__OWNER_DIED when the lock was taken over (see above). */
-int crew__slock_lock(_Atomic uint32_t *word, crew__slock_local *me);
-void crew__slock_unlock(_Atomic uint32_t *word, crew__slock_local *me);
-
-/*
- * With the lock held: sleep on `wake` (a word bumped by every wake-up)
- * until woken, 100 ms pass or `d`, and relock. Returns 0 (recheck),
- * CREW_ETIMEDOUT or CREW__OWNER_DIED (relocked by a take-over).
- */
-int crew__slock_wait(_Atomic uint32_t *wake, _Atomic uint32_t *word,
-                     crew__slock_local *me, crew__deadline d);
-
-/* Wake up to n sleepers of `wake` (SIZE_MAX: all). */
-void crew__slock_wake(_Atomic uint32_t *wake, size_t n);
-#endif
+static inline void crew__fork_guard_rearm(crew__fork_guard *g)
+{
+  g->pid = getpid();
+  if (g->page != NULL)
+    *g->page = CREW__FORK_MARK;
+}
 
 #endif /* CREW_SYNC_H */
