@@ -489,9 +489,13 @@ START_TEST(crew_shared_queue_with_killed_waiters)
     uint64_t t0 = now_ns();
     size_t left = crew_queue_size(q);
     ck_assert_uint_le(left, (size_t)(pushed - finished));
-    int v, last = -1;
+    int v, last = -1, missed = 0;
     for (size_t i = 0; i < left; i++) {
-      ck_assert_int_eq(crew_queue_pop_timed(q, &v, 0), 0);
+      if (crew_queue_pop_timed(q, &v, 0) != 0) {
+        /* the survivor, woken by the pushes, took one since the size */
+        ck_assert_int_eq(++missed, 1);
+        continue;
+      }
       ck_assert_int_lt(v, pushed);
       ck_assert_int_gt(v, last);
       last = v;
