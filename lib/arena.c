@@ -41,9 +41,8 @@ struct free_list {
 };
 
 struct crew__arena {
-  unsigned char *base;
-  size_t size;
-  size_t bump; /* first byte never handed out */
+  struct crew__arena_range r; /* first: see arena.h */
+  size_t bump;                /* first byte never handed out */
   struct free_list free[NCLASSES];
 };
 
@@ -69,17 +68,17 @@ int crew__arena_create(struct crew__arena **ap)
     void *p = crew__mmap(NULL, size, PROT_READ | PROT_WRITE,
                          MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p != MAP_FAILED) {
-      a->base = p;
-      a->size = size;
+      a->r.base = p;
+      a->r.size = size;
       break;
     }
   }
-  if (a->base == NULL) {
+  if (a->r.base == NULL) {
     free(a);
     return CREW_ENOMEM;
   }
 #ifdef MADV_DONTDUMP
-  madvise(a->base, a->size, MADV_DONTDUMP); /* no 64 GiB core files */
+  madvise(a->r.base, a->r.size, MADV_DONTDUMP); /* no 64 GiB core files */
 #endif
   *ap = a;
   return 0;
@@ -89,25 +88,15 @@ void crew__arena_destroy(struct crew__arena *a)
 {
   if (a == NULL)
     return;
-  munmap(a->base, a->size);
+  munmap(a->r.base, a->r.size);
   for (unsigned c = 0; c < NCLASSES; c++)
     free(a->free[c].offsets);
   free(a);
 }
 
-void *crew__arena_at(const struct crew__arena *a, size_t offset)
-{
-  return a->base + offset;
-}
-
-size_t crew__arena_size(const struct crew__arena *a)
-{
-  return a->size;
-}
-
 int crew__arena_alloc(struct crew__arena *a, size_t n, size_t *offset)
 {
-  if (n > a->size)
+  if (n > a->r.size)
     return CREW_ENOMEM;
   unsigned c = class_of(n == 0 ? 1 : n);
   struct free_list *fl = &a->free[c];
@@ -117,7 +106,7 @@ int crew__arena_alloc(struct crew__arena *a, size_t n, size_t *offset)
   }
   size_t size = class_size(c);
   size_t at = (a->bump + size - 1) & ~(size - 1); /* natural alignment */
-  if (at > a->size || size > a->size - at)
+  if (at > a->r.size || size > a->r.size - at)
     return CREW_ENOMEM;
   a->bump = at + size;
   *offset = at;
@@ -129,7 +118,7 @@ void crew__arena_free(struct crew__arena *a, size_t offset, size_t n)
   unsigned c = class_of(n == 0 ? 1 : n);
   struct free_list *fl = &a->free[c];
   if (c + MIN_SHIFT >= RELEASE_SHIFT)
-    madvise(a->base + offset, class_size(c), MADV_REMOVE);
+    madvise(a->r.base + offset, class_size(c), MADV_REMOVE);
   if (fl->count == fl->room) {
     size_t room = fl->room ? fl->room * 2 : 16;
     size_t *grown = crew__realloc(fl->offsets, room * sizeof *grown);

@@ -23,7 +23,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "future.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,0 +1,93 @@
+/*
+ * future.h - futures inside lib/ (see future.c): how a backend makes them,
+ * runs them and settles them, where their callbacks run, and the cache
+ * that recycles them.
+ */
+#ifndef CREW_FUTURE_INTERNAL_H
+#define CREW_FUTURE_INTERNAL_H
+
+#include "internal.h"
+#include "task.h"
+
+/*
+ * Who runs a future's task: set at create by the backend that queued it.
+ * Both are called only while the future is QUEUED, with a reference held.
+ */
+struct crew__owner {
+  /* Under the future's lock, crew_future_cancel() is about to cancel QUEUED
+   * f: take the task out of wherever it waits so that it never runs, and
+   * count it cancelled; false if it cannot (it has been taken to run).
+   * NULL: nothing to take (the claim decides), count in `cancelled`. */
+  bool (*take)(struct crew__owner *o, crew_future *f);
+  /* Under the future's lock, f was cancelled (without `take`): count it. */
+  void (*cancelled)(struct crew__owner *o);
+  /* The calling thread waits on f: run it here and now if this thread may
+   * (a worker of its pool); true if it ran it. NULL: never. */
+  bool (*help)(struct crew__owner *o, crew_future *f);
+};
+
+/*
+ * A pool's cache of freed small futures, so that a steady stream of submits
+ * with futures allocates nothing. The pool and every future taken from it
+ * hold a reference, so futures may outlive their pool.
+ */
+struct crew__future_cache;
+int crew__future_cache_create(struct crew__future_cache **cp);
+/* Drop the pool's reference (the cache goes with the last future). */
+void crew__future_cache_release(struct crew__future_cache *c);
+
+/*
+ * Make a QUEUED future holding two references, the caller's and the queue
+ * slot's: fn's input copied in (in_size bytes), out_size bytes kept for
+ * its output, submit_ns for the latency histograms. cache may be NULL.
+ * Returns 0, CREW_EINVAL (sizes overflow) or CREW_ENOMEM. A future never
+ * queued is undone by releasing both references.
+ */
+int crew__future_create(crew_future **fp, struct crew__owner *owner,
+                        struct crew__future_cache *cache, crew_fn fn,
+                        const void *in, size_t in_size, size_t out_size,
+                        uint64_t submit_ns);
+
+/*
+ * Run a future's task here: claim it (QUEUED -> RUNNING), run it in x's
+ * accounting and resolve it (its callbacks run here). False, doing
+ * nothing, if it was not QUEUED (cancelled, or run by a waiter).
+ */
+bool crew__future_run(crew_future *f, struct crew__exec *x);
+
+/*
+ * The worker that popped f's queue slot: run f through x, or with x NULL (a
+ * CREW_CANCEL shutdown) cancel it, unless a waiter or a cancel took it
+ * first; then drop the slot's reference.
+ */
+void crew__future_popped(crew_future *f, struct crew__exec *x);
+
+/* Take one more reference (released with crew_future_release). */
+void crew__future_retain(crew_future *f);
+
+/*
+ * A thread that runs done callbacks for a resolver that must not run them
+ * itself (a process pool's manager thread), named NAME-cb. Stopping it runs
+ * every callback handed to it so far, then joins it.
+ */
+struct crew__callbacks;
+int crew__callbacks_start(struct crew__callbacks **c, const char *name);
+void crew__callbacks_stop(struct crew__callbacks *c);
+/* Whether the calling thread is c's. */
+bool crew__callbacks_here(const struct crew__callbacks *c);
+
+/* How a task that ran elsewhere (a process worker) ended. */
+enum crew__settle { CREW__RAN, CREW__FAILED, CREW__CANCELLED };
+
+/*
+ * Resolve a QUEUED future whose task ran elsewhere: CREW__RAN (status, and
+ * out_size bytes of output copied from `out`), CREW__FAILED (a worker died
+ * under it: status only) or CREW__CANCELLED. Its callbacks run on `later`'s
+ * thread, or here if `later` is NULL. False, doing nothing, if a cancel
+ * resolved it first.
+ */
+bool crew__future_settle(crew_future *f, enum crew__settle how, int status,
+                         const void *out, size_t out_size,
+                         struct crew__callbacks *later);
+
+#endif

@@ -1,0 +1,403 @@
+/*
+ * threads.c - the thread backend: a fixed set of worker threads fed by one
+ * private crew_queue of struct crew__slot (threads.h).
+ *
+ * A task travels: submit copies it into a slot (input inline for a small
+ * fire-and-forget task, else a future that holds input and output), pushes
+ * the slot (blocking while the queue is full: that is the backpressure), a
+ * worker pops it and runs it (crew__future_popped: the future claims, runs
+ * and resolves itself), and the slot's reference is dropped.
+ *
+ * Stopping: closing the queue is the whole stop protocol: workers pop
+ * until the queue says CREW_ECLOSED, so every slot queued before the close
+ * is popped exactly once, and there are no sentinel tasks. After
+ * CREW_CANCEL a worker that pops a slot cancels it instead of running it,
+ * and the shutting-down thread does not wait for that: it pops and cancels
+ * every slot itself, and cancels the map items no runner has claimed.
+ *
+ * Nested work: a thread-local pointer names the worker running on the
+ * current thread. A worker that waits on a future of its own pool whose
+ * task is still queued runs it itself (the owner's help hook); a worker
+ * that submits to its own pool and finds the queue full runs the new task
+ * at once instead of waiting for room that only it could make.
+ *
+ * Start: create starts every worker and waits until each has run its init
+ * (`start_lock`); if one failed, it closes the queue, joins them all and
+ * fails with CREW_EINIT.
+ *
+ * Locking: the queue has its own lock; start_lock guards the start
+ * counters. Nothing else is locked: counters are atomics, each worker's
+ * written only by its thread.
+ */
+#include "config.h"
+
+#include "threads.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Thread_local struct crew__tworker *crew__current_worker
+    __attribute__((tls_model("initial-exec")));
+
+static struct crew__tpool *tp_of(struct crew__backend *b)
+{
+  return (struct crew__tpool *)b;
+}
+
+/* ------------------------------------------------- the futures' hooks */
+
+/* crew_future_cancel cancelled a queued future: its slot stays queued
+ * until a worker drops it; count it now. */
+static void owner_cancelled(struct crew__owner *o)
+{
+  struct crew__tpool *tp = (struct crew__tpool *)o;
+  atomic_fetch_add_explicit(&tp->cancelled, 1, memory_order_relaxed);
+}
+
+/* A worker of the pool waits on a queued future: it runs it itself. */
+static bool owner_help(struct crew__owner *o, crew_future *f)
+{
+  struct crew__tworker *w = crew__tpool_self((struct crew__tpool *)o);
+  if (w == NULL)
+    return false;
+  crew__future_retain(f); /* its callbacks may drop every other reference */
+  bool ran = crew__future_run(f, &w->exec);
+  crew_future_release(f);
+  return ran;
+}
+
+/* ------------------------------------------------------- running slots */
+
+/* Run one slot in worker w (popped from the queue, or run inline). */
+static void run_slot(struct crew__tworker *w, struct crew__slot *t)
+{
+  switch (t->kind) {
+  case CREW__SLOT_PLAIN:
+    crew__exec_run(&w->exec, t->fn, t->in_size > 0 ? t->in : NULL, NULL,
+                   t->submit_ns);
+    break;
+  case CREW__SLOT_FUTURE:
+    crew__future_popped(t->ptr, &w->exec);
+    break;
+  case CREW__SLOT_MAP:
+    crew__tmap_runner(t->ptr, w);
+    break;
+  }
+}
+
+/* Settle a slot after a CREW_CANCEL shutdown began, without running it. */
+static void drop_slot(struct crew__tpool *tp, struct crew__slot *t)
+{
+  switch (t->kind) {
+  case CREW__SLOT_PLAIN:
+    atomic_fetch_add_explicit(&tp->cancelled, 1, memory_order_relaxed);
+    break;
+  case CREW__SLOT_FUTURE:
+    crew__future_popped(t->ptr, NULL);
+    break;
+  case CREW__SLOT_MAP:
+    crew__tmap_runner(t->ptr, NULL);
+    break;
+  }
+}
+
+/* Run init and tell create how it went: 0 or CREW_EINIT. */
+static int start_worker(struct crew__tworker *w)
+{
+  struct crew__tpool *tp = w->tp;
+  int rc = crew__worker_begin(tp->cfg->name, w->exec.index, tp->cfg->init,
+                              tp->cfg->init_arg);
+  crew__mutex_lock(&tp->start_lock);
+  tp->started++;
+  if (rc != 0)
+    tp->init_error = rc;
+  crew__cond_broadcast(&tp->start_cv);
+  crew__mutex_unlock(&tp->start_lock);
+  return rc;
+}
+
+/*
+ * A worker: start, then pop and run slots until the queue is closed and
+ * empty. After a CREW_CANCEL shutdown began, slots are still popped, but
+ * dropped instead of run. A worker whose init failed takes nothing (create
+ * fails and joins it).
+ */
+static void *worker_main(void *arg)
+{
+  struct crew__tworker *w = arg;
+  struct crew__tpool *tp = w->tp;
+  crew__current_worker = w;
+  if (start_worker(w) == 0) {
+    struct crew__slot t;
+    while (crew__queue_pop_spin(tp->queue, &t, CREW_FOREVER,
+                                tp->cfg->idle_spin_ns) == 0) {
+      if (atomic_load_explicit(tp->state, memory_order_acquire) ==
+          CREW__POOL_CANCELLING)
+        drop_slot(tp, &t);
+      else
+        run_slot(w, &t);
+    }
+  }
+  crew__current_worker = NULL;
+  atomic_fetch_sub_explicit(&tp->alive, 1, memory_order_release);
+  return NULL;
+}
+
+/* ------------------------------------------------------------- submit */
+
+/* Queue a slot, waiting until d for room; in a worker of the pool a full
+ * queue runs the task at once instead. 0, CREW_ECLOSED or CREW_ETIMEDOUT. */
+static int enqueue(struct crew__tpool *tp, struct crew__slot *t,
+                   crew__deadline d)
+{
+  struct crew__tworker *w = crew__tpool_self(tp);
+  size_t pushed;
+  int rc = tp->queue->ops->push(tp->queue, t, 1, &pushed,
+                                w != NULL ? (crew__deadline){0} : d);
+  if (rc == CREW_ETIMEDOUT && w != NULL) {
+    run_slot(w, t); /* no room, and only this worker could make it */
+    rc = 0;
+  }
+  return rc;
+}
+
+static int submit(struct crew__backend *b, crew_fn fn, const void *in,
+                  size_t in_size, size_t out_size, crew_future **futurep,
+                  crew__deadline d)
+{
+  struct crew__tpool *tp = tp_of(b);
+  struct crew__slot t = {
+      .fn = fn, .submit_ns = tp->cfg->hooks.timed ? crew__now_ns() : 0};
+  crew_future *f = NULL;
+  if (futurep == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
+    t.kind = CREW__SLOT_PLAIN; /* fire and forget: no allocation */
+    t.in_size = (uint32_t)in_size;
+    if (in_size > 0)
+      memcpy(t.in, in, in_size);
+  } else {
+    int rc = crew__future_create(&f, &tp->owner, tp->futures, fn, in, in_size,
+                                 out_size, t.submit_ns);
+    if (rc != 0)
+      return rc;
+    t.kind = CREW__SLOT_FUTURE;
+    t.ptr = f;
+  }
+  atomic_fetch_add_explicit(&tp->submitted, 1, memory_order_relaxed);
+  int rc = enqueue(tp, &t, d);
+  if (rc != 0) {
+    atomic_fetch_sub_explicit(&tp->submitted, 1, memory_order_relaxed);
+    if (f != NULL) { /* never queued: both references go */
+      crew_future_release(f);
+      crew_future_release(f);
+    }
+    return rc;
+  }
+  if (futurep != NULL)
+    *futurep = f;
+  else if (f != NULL)
+    crew_future_release(f); /* fire and forget with output or large input */
+  return 0;
+}
+
+static int check(struct crew__backend *b, crew_fn fn,
+                 const struct crew__map_args *m)
+{
+  (void)b;
+  (void)fn;
+  (void)m;
+  return 0; /* the front end judged everything a thread pool needs */
+}
+
+static int map(struct crew__backend *b, const struct crew__map_args *m)
+{
+  return crew__tmap(tp_of(b), m);
+}
+
+/* ------------------------------------------------------ create, destroy */
+
+static void destroy(struct crew__backend *b)
+{
+  struct crew__tpool *tp = tp_of(b);
+  crew_queue_destroy(tp->queue);
+  crew__future_cache_release(tp->futures);
+  crew__mutex_destroy(&tp->start_lock);
+  crew__cond_destroy(&tp->start_cv);
+  crew__mutex_destroy(&tp->maps.lock);
+  free(tp->workers);
+  free(tp);
+}
+
+static int tpool_alloc(struct crew__tpool **out, const struct crew__cfg *cfg)
+{
+  struct crew__tpool *tp = crew__aligned_alloc(64, (sizeof *tp + 63) / 64 * 64);
+  if (tp == NULL)
+    return CREW_ENOMEM;
+  memset(tp, 0, sizeof *tp);
+  tp->owner =
+      (struct crew__owner){.cancelled = owner_cancelled, .help = owner_help};
+  tp->cfg = cfg;
+  tp->nworkers = cfg->workers;
+  int rc = crew_queue_create(&tp->queue, cfg->capacity,
+                             sizeof(struct crew__slot), 0);
+  if (rc != 0)
+    goto fail_queue;
+  rc = CREW_ENOMEM;
+  if (crew__future_cache_create(&tp->futures) != 0)
+    goto fail_cache;
+  if (crew__mutex_init(&tp->start_lock) != 0)
+    goto fail_start_lock;
+  if (crew__cond_init(&tp->start_cv) != 0)
+    goto fail_start_cv;
+  if (crew__mutex_init(&tp->maps.lock) != 0)
+    goto fail_maps;
+  tp->workers = crew__aligned_alloc(alignof(struct crew__tworker),
+                                    tp->nworkers * sizeof *tp->workers);
+  if (tp->workers == NULL)
+    goto fail_workers;
+  *out = tp;
+  return 0;
+
+fail_workers:
+  crew__mutex_destroy(&tp->maps.lock);
+fail_maps:
+  crew__cond_destroy(&tp->start_cv);
+fail_start_cv:
+  crew__mutex_destroy(&tp->start_lock);
+fail_start_lock:
+  crew__future_cache_release(tp->futures);
+fail_cache:
+  crew_queue_destroy(tp->queue);
+fail_queue:
+  free(tp);
+  return rc;
+}
+
+/* Stop and join the first n workers (create failed). */
+static void unstart(struct crew__tpool *tp, size_t n)
+{
+  crew_queue_close(tp->queue);
+  for (size_t j = 0; j < n; j++)
+    crew__thread_join(&tp->workers[j].thread);
+}
+
+/* Start the workers and wait until each has run its init. */
+static int start_workers(struct crew__tpool *tp)
+{
+  for (size_t i = 0; i < tp->nworkers; i++) {
+    struct crew__tworker *w = &tp->workers[i];
+    memset(w, 0, sizeof *w);
+    w->tp = tp;
+    w->exec.hooks = &tp->cfg->hooks;
+    w->exec.index = i;
+    atomic_fetch_add_explicit(&tp->alive, 1, memory_order_relaxed);
+    if (crew__thread_start(&w->thread, worker_main, w) != 0) {
+      atomic_fetch_sub_explicit(&tp->alive, 1, memory_order_relaxed);
+      unstart(tp, i);
+      return CREW_ENOMEM;
+    }
+  }
+  crew__mutex_lock(&tp->start_lock);
+  while (tp->started < tp->nworkers)
+    crew__cond_wait(&tp->start_cv, &tp->start_lock,
+                    (crew__deadline){CREW__NEVER});
+  int rc = tp->init_error;
+  crew__mutex_unlock(&tp->start_lock);
+  if (rc != 0)
+    unstart(tp, tp->nworkers);
+  return rc;
+}
+
+static int create(struct crew__backend **b, const struct crew__cfg *cfg,
+                  const _Atomic int *state)
+{
+  struct crew__tpool *tp;
+  int rc = tpool_alloc(&tp, cfg);
+  if (rc != 0)
+    return rc;
+  tp->state = state;
+  if ((rc = start_workers(tp)) != 0) {
+    destroy((struct crew__backend *)tp);
+    return rc;
+  }
+  *b = (struct crew__backend *)tp;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- stop */
+
+static void stop(struct crew__backend *b, int how)
+{
+  struct crew__tpool *tp = tp_of(b);
+  crew_queue_close(tp->queue); /* again is harmless */
+  if (how != CREW_CANCEL)
+    return;
+  /* Cancel what is queued here and now, without waiting for a worker. */
+  struct crew__slot t;
+  while (crew_queue_pop_timed(tp->queue, &t, 0) == 0)
+    drop_slot(tp, &t);
+  crew__tmap_cancel(&tp->maps);
+}
+
+static void join(struct crew__backend *b)
+{
+  struct crew__tpool *tp = tp_of(b);
+  for (size_t i = 0; i < tp->nworkers; i++)
+    crew__thread_join(&tp->workers[i].thread);
+}
+
+static bool owns_thread(const struct crew__backend *b)
+{
+  return crew__tpool_self((struct crew__tpool *)b) != NULL;
+}
+
+/* ---------------------------------------------------- stats, latency */
+
+static size_t difference(uint64_t a, uint64_t b)
+{
+  return a > b ? (size_t)(a - b) : 0;
+}
+
+static void stats(struct crew__backend *b, crew_stats *st)
+{
+  struct crew__tpool *tp = tp_of(b);
+  /* Read what happens later first, so no difference goes negative. */
+  uint64_t completed = 0, failed = 0, started = 0;
+  for (size_t i = 0; i < tp->nworkers; i++) {
+    completed += crew__read(&tp->workers[i].exec.counters.completed);
+    failed += crew__read(&tp->workers[i].exec.counters.failed);
+  }
+  for (size_t i = 0; i < tp->nworkers; i++)
+    started += crew__read(&tp->workers[i].exec.counters.started);
+  uint64_t cancelled = crew__read(&tp->cancelled);
+  uint64_t submitted = crew__read(&tp->submitted);
+  st->submitted = submitted;
+  st->completed = completed;
+  st->failed = failed;
+  st->cancelled = cancelled;
+  st->queued = difference(submitted, started + cancelled);
+  st->running = difference(started, completed);
+  st->workers = atomic_load_explicit(&tp->alive, memory_order_acquire);
+}
+
+static void latency(struct crew__backend *b, struct crew__hist_sum sums[2],
+                    uint64_t epoch)
+{
+  struct crew__tpool *tp = tp_of(b);
+  for (size_t i = 0; i < tp->nworkers; i++) {
+    crew__hist_add(&sums[0], &tp->workers[i].exec.wait_hist, epoch);
+    crew__hist_add(&sums[1], &tp->workers[i].exec.run_hist, epoch);
+  }
+}
+
+const struct crew__backend_ops crew__threads_ops = {
+    .create = create,
+    .check = check,
+    .submit = submit,
+    .map = map,
+    .stop = stop,
+    .join = join,
+    .owns_thread = owns_thread,
+    .stats = stats,
+    .latency = latency,
+    .destroy = destroy,
+};

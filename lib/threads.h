@@ -1,0 +1,98 @@
+/*
+ * threads.h - the thread backend's inside, for its two files: threads.c
+ * (workers, submit, shutdown, counters) and tmap.c (crew_map on threads).
+ */
+#ifndef CREW_THREADS_H
+#define CREW_THREADS_H
+
+#include "backend.h"
+#include "future.h"
+#include "queue.h"
+
+#include <stdalign.h>
+
+/* Input bytes a fire-and-forget task carries in its queue slot. */
+#define CREW__INLINE_IN 32
+
+enum crew__slot_kind {
+  CREW__SLOT_PLAIN = 1,  /* fire and forget: fn + input in the slot */
+  CREW__SLOT_FUTURE = 2, /* the task lives in the future at ptr */
+  CREW__SLOT_MAP = 3     /* a map runner for the job at ptr */
+};
+
+/* One item of the pool's queue: 64 bytes, copied by value. */
+struct crew__slot {
+  crew_fn fn;         /* PLAIN */
+  void *ptr;          /* FUTURE: crew_future *; MAP: struct crew__map * */
+  uint64_t submit_ns; /* when submitted, if the pool times tasks; else 0 */
+  uint32_t kind;      /* enum crew__slot_kind */
+  uint32_t in_size;   /* PLAIN: bytes used in `in` */
+  alignas(16) unsigned char in[CREW__INLINE_IN]; /* PLAIN: the input */
+};
+
+struct crew__tpool;
+
+/* A worker: its accounting (counters, histograms: only its thread writes
+ * them), its pool and its thread. */
+struct crew__tworker {
+  struct crew__exec exec;
+  struct crew__tpool *tp;
+  crew__thread thread;
+};
+
+/*
+ * The maps in flight, so that a CREW_CANCEL shutdown can cancel at once the
+ * items no runner has taken yet. `lock` guards the list; lock order: this
+ * lock, then a map's own.
+ */
+struct crew__maps {
+  crew__mutex lock;
+  struct crew__map *head;
+  bool cancelled; /* a CREW_CANCEL shutdown began: later maps too */
+};
+
+struct crew__tpool {
+  struct crew__owner owner; /* the futures' hooks (cancel, help) */
+  const struct crew__cfg *cfg;
+  const _Atomic int *state; /* the pool's state word */
+  crew_queue *queue;        /* of struct crew__slot */
+  struct crew__future_cache *futures;
+  struct crew__maps maps;
+  _Atomic size_t alive; /* workers that have not exited */
+  alignas(64) _Atomic uint64_t submitted;
+  alignas(64) _Atomic uint64_t cancelled;
+  /* The start: workers past their init, and whether one failed. */
+  crew__mutex start_lock;
+  crew__cond start_cv;
+  size_t started;  /* start_lock */
+  int init_error;  /* start_lock */
+  size_t nworkers; /* constant */
+  struct crew__tworker *workers;
+};
+
+/* The worker running on this thread, if any (of any pool). Initial-exec:
+ * read on every submit, and one pointer of static TLS is what a library
+ * loaded at start-up, or later with dlopen, can always have. */
+extern _Thread_local struct crew__tworker *crew__current_worker
+    __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's worker if it is one of tp's, else NULL. */
+static inline struct crew__tworker *crew__tpool_self(struct crew__tpool *tp)
+{
+  struct crew__tworker *w = crew__current_worker;
+  return w != NULL && w->tp == tp ? w : NULL;
+}
+
+/* ---------------------------------------------------------------- tmap.c */
+
+/* crew_map on a thread pool: the backend's map op. */
+int crew__tmap(struct crew__tpool *tp, const struct crew__map_args *m);
+
+/* A runner slot popped by worker w: claim and run chunks until none are
+ * left. With w NULL (a CREW_CANCEL shutdown dropped it) only leave. */
+void crew__tmap_runner(struct crew__map *job, struct crew__tworker *w);
+
+/* Cancel every item that no runner of a map in flight has claimed. */
+void crew__tmap_cancel(struct crew__maps *maps);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * wait.c - waiting for futures: one (crew_future_wait, _get and their timed
+ * twins), any or all of several.
+ *
+ * A waiter first looks; a worker of the future's pool that waits on a task
+ * still queued runs it itself (the owner's help hook), so waits cannot
+ * deadlock a pool on itself. Otherwise it spins a short while (most tasks a
+ * caller waits on at once are short), then sleeps: on the future's own
+ * condition variable, made at its first such wait (most futures never need
+ * it), or, waiting on several, on a `struct waiter` of its own stack linked
+ * into each future's waiter list. The resolver (future.c) broadcasts the
+ * condition variable and wakes and unlinks every listed waiter under the
+ * future's lock; a waiter that leaves unlinks itself under the same lock,
+ * so once it has, no resolver can touch its stack. Lock order: future, then
+ * waiter.
+ */
+#include "config.h"
+
+#include "future_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool crew_future_done(const crew_future *f)
+{
+  return f != NULL && crew__is_resolved(crew__load_state(f));
+}
+
+int crew_future_status(const crew_future *f)
+{
+  if (f == NULL)
+    return CREW_EINVAL;
+  return crew__is_resolved(crew__load_state(f)) ? f->status : CREW_EBUSY;
+}
+
+/* If the calling thread may run f's queued task itself (a worker of its
+ * pool), do it. */
+static bool help(crew_future *f)
+{
+  struct crew__owner *o = f->owner;
+  return crew__load_state(f) == QUEUED && o->help != NULL && o->help(o, f);
+}
+
+#define LINKS_ON_STACK 8
+
+/*
+ * Sleep until one of the n futures resolves or `d` passes. Returns 0 (look
+ * again), CREW_ETIMEDOUT or CREW_ENOMEM.
+ */
+static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
+{
+  struct waiter_link stack_links[LINKS_ON_STACK];
+  struct waiter_link *links = stack_links;
+  if (n > LINKS_ON_STACK && (links = crew__calloc(n, sizeof *links)) == NULL)
+    return CREW_ENOMEM;
+  struct waiter w = {.woken = false};
+  int rc = crew__mutex_init(&w.lock);
+  if (rc == 0 && (rc = crew__cond_init(&w.cond)) != 0)
+    crew__mutex_destroy(&w.lock);
+  if (rc != 0)
+    goto out;
+
+  size_t listed = 0;
+  bool resolved = false;
+  for (; listed < n && !resolved; listed++) {
+    crew_future *f = fs[listed];
+    struct waiter_link *l = &links[listed];
+    crew__mutex_lock(&f->lock);
+    resolved = crew__is_resolved(crew__load_state(f));
+    *l = (struct waiter_link){
+        .waiter = &w, .next = f->waiters, .linked = !resolved};
+    if (!resolved) {
+      if (f->waiters != NULL)
+        f->waiters->prev = l;
+      f->waiters = l;
+    }
+    crew__mutex_unlock(&f->lock);
+  }
+
+  crew__mutex_lock(&w.lock);
+  while (!resolved && !w.woken && rc == 0)
+    rc = crew__cond_wait(&w.cond, &w.lock, d);
+  crew__mutex_unlock(&w.lock);
+
+  for (size_t i = 0; i < listed; i++) {
+    crew_future *f = fs[i];
+    struct waiter_link *l = &links[i];
+    crew__mutex_lock(&f->lock);
+    if (l->linked) {
+      if (l->prev != NULL)
+        l->prev->next = l->next;
+      else
+        f->waiters = l->next;
+      if (l->next != NULL)
+        l->next->prev = l->prev;
+    }
+    crew__mutex_unlock(&f->lock);
+  }
+  crew__cond_destroy(&w.cond);
+  crew__mutex_destroy(&w.lock);
+out:
+  if (links != stack_links)
+    free(links);
+  return rc;
+}
+
+/* Sleep until f resolves or `d` passes: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
+static int sleep_on_one(crew_future *f, crew__deadline d)
+{
+  int rc = 0;
+  crew__mutex_lock(&f->lock);
+  if (!f->cv_ready) {
+    if (crew__cond_init(&f->resolved_cv) != 0) {
+      crew__mutex_unlock(&f->lock);
+      return CREW_ENOMEM;
+    }
+    f->cv_ready = true;
+  }
+  while (rc == 0 && !crew__is_resolved(crew__load_state(f))) {
+    f->sleepers++;
+    rc = crew__cond_wait(&f->resolved_cv, &f->lock, d);
+    f->sleepers--;
+  }
+  crew__mutex_unlock(&f->lock);
+  return rc;
+}
+
+/* Wait for f to resolve until `d`: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
+/* How long a waiter (not a worker of the pool: it helps instead) spins on
+ * its future's state before it sleeps: most tasks a caller waits on right away
+ * are short, and a waiter that sleeps costs the resolver a futex wake and
+ * itself a wake-up (tens of microseconds on a virtual machine). */
+#define WAIT_SPIN_NS 20000u
+
+/* Spin up to WAIT_SPIN_NS (or d) while f is unresolved; whether it
+ * resolved. */
+static bool spin_until_resolved(crew_future *f, crew__deadline d)
+{
+  uint64_t start = crew__now_ns();
+  for (unsigned i = 1; !crew__is_resolved(crew__load_state(f)); i++) {
+    crew__cpu_relax();
+    if (i % 64 == 0) {
+      uint64_t now = crew__now_ns();
+      if (now - start >= WAIT_SPIN_NS || now >= d.at)
+        break;
+    }
+  }
+  return crew__is_resolved(crew__load_state(f));
+}
+
+static int wait_until(crew_future *f, crew__deadline d)
+{
+  bool spun = d.at == 0; /* a poll does not spin */
+  for (;;) {
+    if (crew__is_resolved(crew__load_state(f)))
+      return 0;
+    if (help(f))
+      continue;
+    if (crew__deadline_passed(d))
+      return CREW_ETIMEDOUT;
+    if (!spun) {
+      spun = true;
+      if (spin_until_resolved(f, d))
+        return 0;
+    }
+    int rc = sleep_on_one(f, d);
+    if (rc == CREW_ENOMEM)
+      return rc;
+  }
+}
+
+int crew_future_wait(crew_future *f)
+{
+  return crew_future_wait_timed(f, CREW_FOREVER);
+}
+
+int crew_future_wait_timed(crew_future *f, uint64_t timeout_ns)
+{
+  if (f == NULL)
+    return CREW_EINVAL;
+  int rc = wait_until(f, crew__deadline_in(timeout_ns));
+  return rc != 0 ? rc : f->status;
+}
+
+int crew_future_get(crew_future *f, void *out, size_t out_size)
+{
+  return crew_future_get_timed(f, out, out_size, CREW_FOREVER);
+}
+
+int crew_future_get_timed(crew_future *f, void *out, size_t out_size,
+                          uint64_t timeout_ns)
+{
+  if (f == NULL || (out == NULL && out_size > 0) || out_size > f->out_size)
+    return CREW_EINVAL;
+  int rc = wait_until(f, crew__deadline_in(timeout_ns));
+  if (rc != 0)
+    return rc;
+  if (out_size > 0 && crew__load_state(f) == DONE)
+    memcpy(out, f->out, out_size);
+  return f->status;
+}
+
+static int check_array(crew_future *const *fs, size_t n)
+{
+  if (fs == NULL || n == 0)
+    return CREW_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (fs[i] == NULL)
+      return CREW_EINVAL;
+  return 0;
+}
+
+int crew_wait_any(crew_future *const *fs, size_t n, uint64_t timeout_ns,
+                  size_t *index)
+{
+  int rc = check_array(fs, n);
+  if (rc != 0 || index == NULL)
+    return CREW_EINVAL;
+  crew__deadline d = crew__deadline_in(timeout_ns);
+  for (;;) {
+    for (size_t i = 0; i < n; i++) {
+      if (crew__is_resolved(crew__load_state(fs[i]))) {
+        *index = i;
+        return 0;
+      }
+    }
+    bool helped = false;
+    for (size_t i = 0; i < n && !helped; i++)
+      helped = help(fs[i]);
+    if (helped)
+      continue;
+    if (crew__deadline_passed(d))
+      return CREW_ETIMEDOUT;
+    rc = sleep_on_any(fs, n, d);
+    if (rc == CREW_ENOMEM)
+      return rc;
+  }
+}
+
+int crew_wait_all(crew_future *const *fs, size_t n, uint64_t timeout_ns)
+{
+  int rc = check_array(fs, n);
+  if (rc != 0)
+    return rc;
+  crew__deadline d = crew__deadline_in(timeout_ns);
+  for (size_t i = 0; i < n; i++) /* in a worker: run what is still queued */
+    help(fs[i]);
+  for (size_t i = 0; i < n; i++) {
+    rc = wait_until(fs[i], d);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
