@@ -16,6 +16,9 @@
 
 #include "internal.h"
 
+#include <stdalign.h>
+#include <string.h>
+
 struct crew__queue_ops {
   /* Push up to n items, as many at a time as fit, until all are in, the
    * queue closes or d passes; *pushed gets how many went in. */
@@ -48,6 +51,90 @@ struct crew_queue {
  * empty queue: how idle workers wait. */
 int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
                          uint64_t spin_ns);
+
+/* -------------------------------------- the thread pool's private queue */
+
+/* What crew__queue_take returns when `idle` found work elsewhere. */
+#define CREW__ELSEWHERE 1
+
+/*
+ * The private queue, seen from the thread pool's hot path (the rest of it
+ * is queue.c's own). `lock` guards everything but the constants; see
+ * queue.c for the waking and spinning rules.
+ */
+enum { CREW__POPPER, CREW__PUSHER };
+struct crew__pqueue {
+  struct crew_queue q; /* shared NULL, ops, capacity, item_size */
+  size_t mask;         /* capacity - 1 if a power of two, else 0 */
+  alignas(64) crew__mutex lock;
+  _Atomic uint64_t head, tail;
+  _Atomic uint32_t waiting[2]; /* sleepers of each side */
+  uint32_t signalled[2];       /* signals they have not taken yet */
+  _Atomic uint32_t closed;
+  _Atomic uint32_t items; /* bumped by a push onto an empty queue */
+  alignas(64) _Atomic uint32_t spinning; /* a popper spins */
+  alignas(64) crew__cond cv[2];          /* [CREW__POPPER]: not empty */
+  alignas(64) unsigned char ring[];
+};
+
+/* With the lock held: the general push (wrap, wait, close), then unlock. */
+int crew__queue_put_slow(crew_queue *q, const void *item, crew__deadline d);
+/* With the lock held: signal one sleeping popper nobody has signalled. */
+void crew__queue_wake_popper(crew_queue *q);
+
+/*
+ * Push one item of `size` bytes (the queue's item size, a constant at the
+ * call, so the copy is a few moves) onto a private queue, waiting until d
+ * for room: 0, CREW_ETIMEDOUT or CREW_ECLOSED. The common case, room in a
+ * power-of-two ring, is inline: lock, copy, publish, signal a popper only
+ * if one sleeps that nobody has signalled, unlock.
+ */
+static inline int crew__queue_put(crew_queue *q, const void *item, size_t size,
+                                  crew__deadline d)
+{
+  struct crew__pqueue *p = (struct crew__pqueue *)q;
+  crew__mutex_lock(&p->lock);
+  uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
+  uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
+  if (p->mask == 0 || tail - head >= p->q.capacity ||
+      atomic_load_explicit(&p->closed, memory_order_relaxed))
+    return crew__queue_put_slow(q, item, d);
+  memcpy(p->ring + (size_t)(tail & p->mask) * size, item, size);
+  if (tail == head) /* was empty: tell a spinner */
+    atomic_store_explicit(
+        &p->items, atomic_load_explicit(&p->items, memory_order_relaxed) + 1,
+        memory_order_release);
+  atomic_store_explicit(&p->tail, tail + 1, memory_order_release);
+  (void)CREW__HOOK(CREW_TP_ENQUEUE, q);
+  if (atomic_load_explicit(&p->waiting[CREW__POPPER], memory_order_relaxed) !=
+      p->signalled[CREW__POPPER])
+    crew__queue_wake_popper(q);
+  crew__mutex_unlock(&p->lock);
+  return 0;
+}
+
+/* How many items were ever pushed onto a private queue. */
+uint64_t crew__queue_pushed(const crew_queue *q);
+
+/*
+ * A pool worker's pop from a private queue: wait (spinning up to spin_ns
+ * first) for items, then take up to max of them, but no more than a
+ * 1/share of those queued (at least one); *popped gets how many. Before it
+ * sleeps the worker counts itself a sleeper, then calls idle(arg) with the
+ * queue's lock held: if that finds work elsewhere, it returns
+ * CREW__ELSEWHERE. Returns 0 or CREW_ECLOSED once closed and empty.
+ */
+int crew__queue_take(crew_queue *q, void *items, size_t max, size_t share,
+                     size_t *popped, uint64_t spin_ns, bool (*idle)(void *),
+                     void *arg);
+
+/*
+ * Wake one sleeping popper that nobody has signalled yet, if there is one:
+ * work appeared that is not in the queue (a worker's batch). A popper that
+ * counts itself a sleeper after this looked calls `idle` first, and finds
+ * the work (if it was published before this call).
+ */
+void crew__queue_nudge(crew_queue *q);
 
 /* ------------------------------------------------------------- shqueue.c */
 

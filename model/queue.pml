@@ -1,8 +1,9 @@
 /*
  * queue.pml - a Promela model of crew_queue's wait/wake protocol
- * (lib/queue.c: push_until, pop_until, wait_on, wake, crew_queue_close,
- * crew__queue_forget_waiters; lib/sync.c: crew__waitset_wait, _wake,
- * _wake_all). model/README.md maps every step to the code.
+ * (lib/queue.c: push_locked, take, sleep_on, wake, private_close; for
+ * CREW_SHARED, lib/shqueue.c and lib/slock.c: shared_push, shared_pop,
+ * wait_on, wake, crew__shq_forget_waiters, crew__slock_wait and _wake).
+ * model/README.md maps every step to the code.
  *
  * One configuration is chosen with -D flags (tests/check_model.sh runs
  * them all):
@@ -24,11 +25,17 @@
  *   SPINNING      the bounded unlocked spin before sleeping (spin_unlocked)
  *   SPURIOUS=n    how many spurious wake-ups the whole run may have
  *   TMO=n         how many waits may time out (every call is timed)
+ * The private queue (without SHARED) also counts, per wait set, the
+ * signals sent to its sleepers that no sleeper has taken yet (queue.c
+ * `signalled`): a wake signals only sleepers nobody signalled, and a
+ * waiter whose wait ends takes one off the count.
  * Deliberately broken variants (spin must find a counterexample):
  *   BUG_WAS_EMPTY a push wakes one popper only if the queue was empty
  *   BUG_ONE_SET   pushers and poppers share one wait set; wake signals
  *   NO_SLICE      (SHARED) the futex sleep is not sliced at 100 ms (with
  *                 KILLS and NO_SUPERVISOR)
+ *   BUG_SIG_KEEP  a woken waiter does not take its signal off the count:
+ *                 later sleepers are thought signalled and never are
  *
  * Checks: assertions (count <= capacity at every put; every item taken
  * exactly once and in its producer's order; at the end every pushed item
@@ -108,6 +115,7 @@ byte push_waiters;     /* crew_queue.push_waiters */
 byte gen;              /* crew_queue.waiter_gen */
 bool closed;           /* crew_queue.closed */
 bool spinning[2];      /* crew_queue.spinning[POPPER / PUSHER] */
+byte sig[3];           /* private: signals not taken yet, per wait set */
 
 /* ------------------------------------------------- wait sets (sync.c) */
 /* condvar (private queue): which wait set a thread is blocked in */
@@ -227,6 +235,8 @@ inline wake(ws, n, waiters)
   :: else -> break
   od
 #else
+  k = MIN(k, waiters - sig[ws]); /* only sleepers nobody signalled */
+  sig[ws] = sig[ws] + k;
   do
   :: k > 0 -> cv_signal(ws); k--
   :: else -> break
@@ -332,8 +342,9 @@ inline wait_end(ws)
 #endif
 }
 
-/* wait_on(), after crew__waitset_wait relocked: uncount unless reset */
-inline wait_done(waiters)
+/* the wait ended and relocked: uncount unless reset (shared), and
+ * (private) take one signal off the count, if any is left */
+inline wait_done(ws, waiters)
 {
   lock();
   atomic {
@@ -341,6 +352,12 @@ inline wait_done(waiters)
     :: gen == mygen -> waiters--
     :: else -> skip
     fi;
+#if !defined(SHARED) && !defined(BUG_SIG_KEEP)
+    if
+    :: sig[ws] > 0 -> sig[ws]--
+    :: else -> skip
+    fi;
+#endif
     mygen = 0
   }
 }
@@ -451,7 +468,7 @@ proctype producer()
       :: act == A_EXIT -> break
       :: act == A_AGAIN -> act = A_EXIT
       :: act == A_SPIN -> act = A_EXIT; spin_end(PUSHER)
-      :: act == A_WAIT -> act = A_EXIT; wait_end(PUSH_WS); wait_done(push_waiters)
+      :: act == A_WAIT -> act = A_EXIT; wait_end(PUSH_WS); wait_done(PUSH_WS, push_waiters)
       fi
     od;
     unlock();
@@ -550,7 +567,7 @@ proctype consumer()
       if
       :: act == A_EXIT -> break
       :: act == A_SPIN -> act = A_EXIT; spin_end(POPPER)
-      :: act == A_WAIT -> act = A_EXIT; wait_end(NE); wait_done(pop_waiters)
+      :: act == A_WAIT -> act = A_EXIT; wait_end(NE); wait_done(NE, pop_waiters)
       fi
     od;
     unlock();

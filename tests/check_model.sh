@@ -1,6 +1,7 @@
 #!/bin/sh
 # check_model.sh - check the spin model of crew_queue's wait/wake protocol
-# (model/queue.pml; model/README.md maps it to lib/queue.c and lib/sync.c).
+# (model/queue.pml; model/README.md maps it to lib/queue.c, lib/shqueue.c
+# and lib/slock.c).
 #
 # For each configuration: spin -a, compile pan with $CC, then
 #   safety:   pan -DSAFETY: assertions (count <= capacity, every item taken
@@ -67,6 +68,7 @@ shared1-kill|-DCAP=1 -DSHARED -DKILLS=1 -DKILL_LOCKED -DWORKLOAD=W_CLOSE_AFTER -
 shared2-kill-nosup|-DCAP=2 -DSHARED -DKILLS=1 -DKILL_LOCKED -DNO_SUPERVISOR -DWORKLOAD=W_CLOSE_AFTER -DSPURIOUS=0|live
 bug-was-empty|-DCAP=2 -DBUG_WAS_EMPTY -DSPURIOUS=0 -DTMO=0|fail
 bug-one-set|-DCAP=1 -DBUG_ONE_SET -DSPURIOUS=0 -DTMO=0|fail
+bug-sig-keep|-DCAP=2 -DBUG_SIG_KEEP -DSPURIOUS=0 -DTMO=0|fail
 bug-no-slice|-DCAP=1 -DSHARED -DKILLS=1 -DNO_SLICE -DNO_SUPERVISOR -DWORKLOAD=W_CLOSE_AFTER -DSPURIOUS=0 -DTMO=0|fail
 '
 
