@@ -37,6 +37,15 @@ struct crew__cfg {
   struct crew__hooks hooks; /* the task hooks, timing and latency */
 };
 
+/* A submit's arguments, checked by the front end. */
+struct crew__call {
+  crew_fn fn;
+  const void *in;
+  size_t in_size, out_size;
+  crew_future **future; /* NULL: fire and forget */
+  crew__deadline d;     /* how long to wait for room */
+};
+
 /* A map's arguments, checked by the front end. */
 struct crew__map_args {
   crew_fn fn;
@@ -59,14 +68,12 @@ struct crew__backend_ops {
                 const _Atomic int *state);
   /* Arguments only the backend can judge, before the pool's state is
    * looked at (m NULL: a submit of fn). 0, CREW_EINVAL or why the pool is
-   * broken. */
+   * broken. NULL: nothing to judge. */
   int (*check)(struct crew__backend *b, crew_fn fn,
                const struct crew__map_args *m);
-  /* Queue fn with a copy of its input; the front end checked arguments and
-   * that the pool is open. As crew_submit_timed(). */
-  int (*submit)(struct crew__backend *b, crew_fn fn, const void *in,
-                size_t in_size, size_t out_size, crew_future **future,
-                crew__deadline d);
+  /* Queue c->fn with a copy of its input; the front end checked the
+   * arguments and that the pool is open. As crew_submit_timed(). */
+  int (*submit)(struct crew__backend *b, const struct crew__call *c);
   /* As crew_map(), arguments checked, count > 0. */
   int (*map)(struct crew__backend *b, const struct crew__map_args *m);
   /* Every shutdown call, once the state word says how (CREW_DRAIN or

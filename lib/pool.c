@@ -175,22 +175,45 @@ size_t crew_pool_workers(const crew_pool *pool)
 
 /* ------------------------------------------------------ submit and map */
 
-static int submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
-                  size_t out_size, crew_future **future, uint64_t timeout_ns)
+/* Every case the inline path below leaves: bad arguments, a forked child,
+ * a backend with arguments of its own to judge (processes; those first,
+ * then the state), a pool shut down. */
+static __attribute__((noinline)) int submit_slow(crew_pool *pool,
+                                                 const struct crew__call *c)
 {
   /* A forked child (a worker process too) has a copy of the pool as it
    * was when it was forked: look no further into it. */
   if (pool == NULL || !crew__fork_guard_same_process(&pool->fork_guard) ||
-      fn == NULL || (in == NULL && in_size > 0) || in_size > pool->cfg.max_in ||
-      out_size > pool->cfg.max_out)
+      c->fn == NULL || (c->in == NULL && c->in_size > 0) ||
+      c->in_size > pool->cfg.max_in || c->out_size > pool->cfg.max_out)
     return CREW_EINVAL;
-  int rc = pool->ops->check(pool->b, fn, NULL); /* arguments first */
-  if (rc == 0)
-    rc = check_open(pool);
-  if (rc != 0)
-    return rc;
-  return pool->ops->submit(pool->b, fn, in, in_size, out_size, future,
-                           crew__deadline_in(timeout_ns));
+  if (pool->ops->check != NULL) {
+    int rc = pool->ops->check(pool->b, c->fn, NULL);
+    if (rc != 0)
+      return rc;
+  }
+  if (atomic_load_explicit(&pool->state, memory_order_acquire) != OPEN)
+    return CREW_ECLOSED;
+  return pool->ops->submit(pool->b, c);
+}
+
+/* Inline into both public calls: this is every task's first step, each
+ * check once and no call but the backend's. */
+static inline __attribute__((always_inline)) int
+submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
+       size_t out_size, crew_future **future, uint64_t timeout_ns)
+{
+  struct crew__call c = {fn,       in,     in_size,
+                         out_size, future, crew__deadline_in(timeout_ns)};
+  if (__builtin_expect(
+          pool == NULL || pool->fork_guard.page == NULL ||
+              *pool->fork_guard.page != CREW__FORK_MARK || fn == NULL ||
+              (in == NULL && in_size > 0) || in_size > pool->cfg.max_in ||
+              out_size > pool->cfg.max_out || pool->ops->check != NULL ||
+              atomic_load_explicit(&pool->state, memory_order_acquire) != OPEN,
+          0))
+    return submit_slow(pool, &c);
+  return pool->ops->submit(pool->b, &c);
 }
 
 int crew_submit(crew_pool *pool, crew_fn fn, const void *in, size_t in_size,
@@ -216,7 +239,7 @@ int crew_map(crew_pool *pool, crew_fn fn, const void *in, size_t in_stride,
       (out_stride != 0 && count > SIZE_MAX / out_stride))
     return CREW_EINVAL; /* count * stride overflows */
   struct crew__map_args m = {fn, in, in_stride, out, out_stride, count};
-  int rc = pool->ops->check(pool->b, fn, &m);
+  int rc = pool->ops->check != NULL ? pool->ops->check(pool->b, fn, &m) : 0;
   if (rc == 0)
     rc = check_open(pool);
   if (rc != 0 || count == 0)

@@ -256,10 +256,13 @@ static int take_room(struct crew__procs *pp, crew__deadline d, size_t size,
   return rc;
 }
 
-static int submit(struct crew__backend *b, crew_fn fn, const void *in,
-                  size_t in_size, size_t out_size, crew_future **futurep,
-                  crew__deadline d)
+static int submit(struct crew__backend *b, const struct crew__call *c)
 {
+  crew_fn fn = c->fn;
+  const void *in = c->in;
+  size_t in_size = c->in_size, out_size = c->out_size;
+  crew_future **futurep = c->future;
+  crew__deadline d = c->d;
   struct crew__procs *pp = pp_of(b);
   crew_future *f = NULL;
   int rc;

@@ -116,11 +116,116 @@ static int start_worker(struct crew__tworker *w)
   return rc;
 }
 
+/* ------------------------------------------------------------- batches */
+
+static uint32_t batch_next(uint64_t word)
+{
+  return (uint32_t)word;
+}
+
+static uint32_t batch_count(uint64_t word)
+{
+  return (uint32_t)(word >> 32);
+}
+
+/* The owner claims the next entry of its batch (read in place: only the
+ * owner writes the slots); NULL once none is left. */
+static struct crew__slot *claim(struct crew__batch *b)
+{
+  uint64_t word = atomic_fetch_add_explicit(&b->word, 1, memory_order_seq_cst);
+  if (batch_next(word) >= batch_count(word))
+    return NULL;
+  return &b->slots[batch_next(word)];
+}
+
+/* An idle worker steals the next unclaimed entry of another's batch. */
+static bool steal(struct crew__batch *b, struct crew__slot *t)
+{
+  bool got = false;
+  atomic_fetch_add_explicit(&b->readers, 1, memory_order_seq_cst);
+  uint64_t word = atomic_load_explicit(&b->word, memory_order_seq_cst);
+  if (batch_next(word) < batch_count(word)) {
+    word = atomic_fetch_add_explicit(&b->word, 1, memory_order_seq_cst);
+    if ((got = batch_next(word) < batch_count(word)))
+      *t = b->slots[batch_next(word)];
+  }
+  atomic_fetch_sub_explicit(&b->readers, 1, memory_order_release);
+  return got;
+}
+
+/* Whether another worker's batch has an unclaimed entry. Called by a worker
+ * about to sleep, with the queue's lock held, after it counted itself a
+ * sleeper: a batch published before that is seen here; one published
+ * after it nudges the sleeper awake (refill). */
+static bool stealable(void *arg)
+{
+  struct crew__tworker *self = arg;
+  struct crew__tpool *tp = self->tp;
+  for (size_t i = 0; i < tp->nworkers; i++) {
+    uint64_t word =
+        atomic_load_explicit(&tp->workers[i].batch.word, memory_order_seq_cst);
+    if (&tp->workers[i] != self && batch_next(word) < batch_count(word))
+      return true;
+  }
+  return false;
+}
+
+/* Run (or, after a CREW_CANCEL shutdown began, drop) a slot in worker w. */
+static void handle(struct crew__tworker *w, struct crew__slot *t)
+{
+  if (atomic_load_explicit(w->tp->state, memory_order_acquire) ==
+      CREW__POOL_CANCELLING)
+    drop_slot(w->tp, t);
+  else
+    run_slot(w, t);
+}
+
+/* Steal and handle every unclaimed entry of the other workers' batches;
+ * (w NULL: a CREW_CANCEL shutdown drops them all). */
+static void steal_all(struct crew__tpool *tp, struct crew__tworker *w)
+{
+  struct crew__slot t;
+  for (size_t i = 0; i < tp->nworkers; i++)
+    while (&tp->workers[i] != w && steal(&tp->workers[i].batch, &t)) {
+      if (w != NULL)
+        handle(w, &t);
+      else
+        drop_slot(tp, &t);
+    }
+}
+
 /*
- * A worker: start, then pop and run slots until the queue is closed and
- * empty. After a CREW_CANCEL shutdown began, slots are still popped, but
- * dropped instead of run. A worker whose init failed takes nothing (create
- * fails and joins it).
+ * Refill w's batch from the queue: a small share of what is queued (a
+ * quarter of a worker's fair share, at most CREW__BATCH), so that a short
+ * queue goes one task at a time, in order, and a long one in batches. Once
+ * entries are left for others to steal, wake a sleeper to take them.
+ * Returns 0, CREW__ELSEWHERE (the queue is empty but another batch is not)
+ * or CREW_ECLOSED (closed and empty).
+ */
+static int refill(struct crew__tworker *w)
+{
+  struct crew__tpool *tp = w->tp;
+  struct crew__batch *b = &w->batch;
+  while (atomic_load_explicit(&b->readers, memory_order_seq_cst) != 0)
+    crew__cpu_relax(); /* a stealer is copying an entry out */
+  size_t n;
+  int rc = crew__queue_take(tp->queue, b->slots, CREW__BATCH, tp->share, &n,
+                            tp->cfg->idle_spin_ns, stealable, w);
+  if (rc != 0)
+    return rc;
+  atomic_store_explicit(&b->word, (uint64_t)n << 32, memory_order_seq_cst);
+  if (n > 1)
+    crew__queue_nudge(tp->queue);
+  return 0;
+}
+
+/*
+ * A worker: start, then run its batch, refill it, and again, until the
+ * queue is closed and empty. An empty queue sends it to steal from the
+ * other workers' batches before it sleeps, and again before it leaves.
+ * After a CREW_CANCEL shutdown began, slots are still taken, but dropped
+ * instead of run. A worker whose init failed takes nothing (create fails
+ * and joins it).
  */
 static void *worker_main(void *arg)
 {
@@ -128,14 +233,12 @@ static void *worker_main(void *arg)
   struct crew__tpool *tp = w->tp;
   crew__current_worker = w;
   if (start_worker(w) == 0) {
-    struct crew__slot t;
-    while (crew__queue_pop_spin(tp->queue, &t, CREW_FOREVER,
-                                tp->cfg->idle_spin_ns) == 0) {
-      if (atomic_load_explicit(tp->state, memory_order_acquire) ==
-          CREW__POOL_CANCELLING)
-        drop_slot(tp, &t);
-      else
-        run_slot(w, &t);
+    struct crew__slot *t;
+    for (int rc = 0; rc != CREW_ECLOSED;) {
+      while ((t = claim(&w->batch)) != NULL)
+        handle(w, t);
+      if ((rc = refill(w)) != 0)
+        steal_all(tp, w);
     }
   }
   crew__current_worker = NULL;
@@ -145,67 +248,80 @@ static void *worker_main(void *arg)
 
 /* ------------------------------------------------------------- submit */
 
-/* Queue a slot, waiting until d for room; in a worker of the pool a full
- * queue runs the task at once instead. 0, CREW_ECLOSED or CREW_ETIMEDOUT. */
-static int enqueue(struct crew__tpool *tp, struct crew__slot *t,
-                   crew__deadline d)
+/* The queue was full (enqueue): in a worker of the pool run the task at
+ * once, else wait until d for room. Counted in `adjust` meanwhile. */
+static __attribute__((noinline)) int
+enqueue_full(struct crew__tpool *tp, struct crew__slot *t, crew__deadline d)
 {
   struct crew__tworker *w = crew__tpool_self(tp);
-  size_t pushed;
-  int rc = tp->queue->ops->push(tp->queue, t, 1, &pushed,
-                                w != NULL ? (crew__deadline){0} : d);
-  if (rc == CREW_ETIMEDOUT && w != NULL) {
-    run_slot(w, t); /* no room, and only this worker could make it */
-    rc = 0;
+  if (w == NULL && d.at == 0)
+    return CREW_ETIMEDOUT;
+  atomic_fetch_add_explicit(&tp->adjust, 1, memory_order_relaxed);
+  if (w != NULL) { /* no room, and only this worker could make it */
+    run_slot(w, t);
+    return 0;
   }
+  int rc = crew__queue_put(tp->queue, t, sizeof *t, d);
+  atomic_fetch_sub_explicit(&tp->adjust, 1, memory_order_relaxed);
   return rc;
 }
 
-static int submit(struct crew__backend *b, crew_fn fn, const void *in,
-                  size_t in_size, size_t out_size, crew_future **futurep,
-                  crew__deadline d)
+/*
+ * Queue a slot, waiting until d for room; in a worker of the pool a full
+ * queue runs the task at once instead. 0, CREW_ECLOSED or CREW_ETIMEDOUT.
+ * The queue counts what it took (stats: submitted); a submit blocked on a
+ * full queue, or run at once, is counted in `adjust` meanwhile.
+ */
+static inline __attribute__((always_inline)) int
+enqueue(struct crew__tpool *tp, struct crew__slot *t, crew__deadline d)
 {
+  int rc = crew__queue_put(tp->queue, t, sizeof *t, (crew__deadline){0});
+  if (__builtin_expect(rc == CREW_ETIMEDOUT, 0))
+    return enqueue_full(tp, t, d);
+  return rc;
+}
+
+/* The slot of a task with a future: made here, the slot's and the caller's
+ * references in it. */
+static int future_slot(struct crew__tpool *tp, struct crew__slot *t,
+                       const void *in, size_t in_size, size_t out_size)
+{
+  crew_future *f;
+  int rc = crew__future_create(&f, &tp->owner, tp->futures, t->fn, in, in_size,
+                               out_size, t->submit_ns);
+  t->kind = CREW__SLOT_FUTURE;
+  t->ptr = rc == 0 ? f : NULL;
+  return rc;
+}
+
+static int submit(struct crew__backend *b, const struct crew__call *c)
+{
+  crew_fn fn = c->fn;
+  const void *in = c->in;
+  size_t in_size = c->in_size, out_size = c->out_size;
+  crew_future **futurep = c->future;
+  crew__deadline d = c->d;
   struct crew__tpool *tp = tp_of(b);
-  struct crew__slot t = {
-      .fn = fn, .submit_ns = tp->cfg->hooks.timed ? crew__now_ns() : 0};
-  crew_future *f = NULL;
+  struct crew__slot t;
+  t.fn = fn;
+  t.submit_ns = tp->cfg->hooks.timed ? crew__now_ns() : 0;
   if (futurep == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
     t.kind = CREW__SLOT_PLAIN; /* fire and forget: no allocation */
     t.in_size = (uint32_t)in_size;
     if (in_size > 0)
       memcpy(t.in, in, in_size);
-  } else {
-    int rc = crew__future_create(&f, &tp->owner, tp->futures, fn, in, in_size,
-                                 out_size, t.submit_ns);
-    if (rc != 0)
-      return rc;
-    t.kind = CREW__SLOT_FUTURE;
-    t.ptr = f;
+    return enqueue(tp, &t, d);
   }
-  atomic_fetch_add_explicit(&tp->submitted, 1, memory_order_relaxed);
-  int rc = enqueue(tp, &t, d);
-  if (rc != 0) {
-    atomic_fetch_sub_explicit(&tp->submitted, 1, memory_order_relaxed);
-    if (f != NULL) { /* never queued: both references go */
-      crew_future_release(f);
-      crew_future_release(f);
-    }
-    return rc;
+  int rc = future_slot(tp, &t, in, in_size, out_size);
+  if (rc == 0 && (rc = enqueue(tp, &t, d)) != 0) {
+    crew_future_release(t.ptr); /* never queued: both references go */
+    crew_future_release(t.ptr);
   }
-  if (futurep != NULL)
-    *futurep = f;
-  else if (f != NULL)
-    crew_future_release(f); /* fire and forget with output or large input */
-  return 0;
-}
-
-static int check(struct crew__backend *b, crew_fn fn,
-                 const struct crew__map_args *m)
-{
-  (void)b;
-  (void)fn;
-  (void)m;
-  return 0; /* the front end judged everything a thread pool needs */
+  if (rc == 0 && futurep != NULL)
+    *futurep = t.ptr;
+  else if (rc == 0)
+    crew_future_release(t.ptr); /* fire and forget with output or input */
+  return rc;
 }
 
 static int map(struct crew__backend *b, const struct crew__map_args *m)
@@ -237,6 +353,7 @@ static int tpool_alloc(struct crew__tpool **out, const struct crew__cfg *cfg)
       (struct crew__owner){.cancelled = owner_cancelled, .help = owner_help};
   tp->cfg = cfg;
   tp->nworkers = cfg->workers;
+  tp->share = 4 * cfg->workers;
   int rc = crew_queue_create(&tp->queue, cfg->capacity,
                              sizeof(struct crew__slot), 0);
   if (rc != 0)
@@ -335,6 +452,7 @@ static void stop(struct crew__backend *b, int how)
   struct crew__slot t;
   while (crew_queue_pop_timed(tp->queue, &t, 0) == 0)
     drop_slot(tp, &t);
+  steal_all(tp, NULL); /* what workers took but have not begun */
   crew__tmap_cancel(&tp->maps);
 }
 
@@ -369,7 +487,8 @@ static void stats(struct crew__backend *b, crew_stats *st)
   for (size_t i = 0; i < tp->nworkers; i++)
     started += crew__read(&tp->workers[i].exec.counters.started);
   uint64_t cancelled = crew__read(&tp->cancelled);
-  uint64_t submitted = crew__read(&tp->submitted);
+  int64_t adjust = atomic_load_explicit(&tp->adjust, memory_order_relaxed);
+  uint64_t submitted = crew__queue_pushed(tp->queue) + (uint64_t)adjust;
   st->submitted = submitted;
   st->completed = completed;
   st->failed = failed;
@@ -391,7 +510,7 @@ static void latency(struct crew__backend *b, struct crew__hist_sum sums[2],
 
 const struct crew__backend_ops crew__threads_ops = {
     .create = create,
-    .check = check,
+    .check = NULL, /* the front end judges all a thread pool needs */
     .submit = submit,
     .map = map,
     .stop = stop,

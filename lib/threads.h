@@ -32,10 +32,28 @@ struct crew__slot {
 
 struct crew__tpool;
 
+/* The most slots a worker takes off the queue at once. */
+#define CREW__BATCH 16
+
+/*
+ * The slots a worker took off the queue at once. `word` is count << 32 |
+ * next: entries [next, count) are unclaimed, and whoever moves next past
+ * an entry (one fetch-and-add) owns it, the worker itself or an idle one
+ * stealing it. Stealers count themselves in `readers` while they copy an
+ * entry out; the owner refills the slots only once every entry is claimed
+ * and no stealer reads.
+ */
+struct crew__batch {
+  alignas(64) _Atomic uint64_t word;
+  _Atomic uint32_t readers;
+  struct crew__slot slots[CREW__BATCH];
+};
+
 /* A worker: its accounting (counters, histograms: only its thread writes
- * them), its pool and its thread. */
+ * them), its batch, its pool and its thread. */
 struct crew__tworker {
   struct crew__exec exec;
+  struct crew__batch batch;
   struct crew__tpool *tp;
   crew__thread thread;
 };
@@ -59,7 +77,9 @@ struct crew__tpool {
   struct crew__future_cache *futures;
   struct crew__maps maps;
   _Atomic size_t alive; /* workers that have not exited */
-  alignas(64) _Atomic uint64_t submitted;
+  /* stats: submitted is what the queue took, plus `adjust`: map items less
+   * their runner slots, submits blocked on a full queue or run at once */
+  alignas(64) _Atomic int64_t adjust;
   alignas(64) _Atomic uint64_t cancelled;
   /* The start: workers past their init, and whether one failed. */
   crew__mutex start_lock;
@@ -67,6 +87,7 @@ struct crew__tpool {
   size_t started;  /* start_lock */
   int init_error;  /* start_lock */
   size_t nworkers; /* constant */
+  size_t share;    /* a refill takes 1/share of the queue, at least 1 */
   struct crew__tworker *workers;
 };
 

@@ -207,14 +207,17 @@ static int job_create(struct crew__map **jp, struct crew__tpool *tp,
 static size_t queue_runners(struct crew__map *job, size_t want,
                             struct crew__tworker *self)
 {
-  crew_queue *q = job->tp->queue;
+  struct crew__tpool *tp = job->tp;
   crew__deadline d = {self != NULL ? 0 : CREW__NEVER};
   size_t queued = 0;
   for (; queued < want; queued++) {
     struct crew__slot t = {.kind = CREW__SLOT_MAP, .ptr = job};
-    size_t pushed;
     atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed);
-    int rc = q->ops->push(q, &t, 1, &pushed, d);
+    /* a runner slot is not a task: the map's items are counted */
+    atomic_fetch_sub_explicit(&tp->adjust, 1, memory_order_relaxed);
+    int rc = crew__queue_put(tp->queue, &t, sizeof t, d);
+    if (rc != 0)
+      atomic_fetch_add_explicit(&tp->adjust, 1, memory_order_relaxed);
     if (rc == CREW_ETIMEDOUT && self != NULL) {
       crew__tmap_runner(job, self);
     } else if (rc != 0) {
@@ -249,11 +252,13 @@ int crew__tmap(struct crew__tpool *tp, const struct crew__map_args *m)
   atomic_store_explicit(&job->runners, want + (self != NULL),
                         memory_order_relaxed);
 
-  atomic_fetch_add_explicit(&tp->submitted, m->count, memory_order_relaxed);
+  atomic_fetch_add_explicit(&tp->adjust, (int64_t)m->count,
+                            memory_order_relaxed);
   size_t queued = queue_runners(job, want, self);
   if (queued == 0 && self == NULL) {
     /* Shut down before any runner went in: nothing ran, nothing will. */
-    atomic_fetch_sub_explicit(&tp->submitted, m->count, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&tp->adjust, (int64_t)m->count,
+                              memory_order_relaxed);
     job_unref(job);
     return CREW_ECLOSED;
   }
