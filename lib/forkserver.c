@@ -48,8 +48,6 @@
 #include <sys/prctl.h>
 #endif
 
-enum request_op { OP_SPAWN = 1, OP_REAP = 2, OP_QUIT = 3 };
-
 struct request {
   uint32_t op;
   uint32_t slot;
@@ -57,7 +55,7 @@ struct request {
 
 struct child {
   pid_t pid;     /* 0: none */
-  bool reported; /* its death was reported; waiting for OP_REAP */
+  bool reported; /* its death was reported; waiting for CREW__FS_REAP */
 };
 
 /* Die when the process that forked us (a single thread of it) is gone. */
@@ -194,11 +192,11 @@ static void server_main(int fd, pid_t parent,
     ssize_t n = recv(fd, &req, sizeof req, 0);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n != (ssize_t)sizeof req || req.op == OP_QUIT)
+    if (n != (ssize_t)sizeof req || req.op == CREW__FS_QUIT)
       break; /* end of file: the parent is gone */
-    if (req.op == OP_SPAWN)
+    if (req.op == CREW__FS_SPAWN)
       spawn(ops, kids, req.slot, fd);
-    else if (req.op == OP_REAP)
+    else if (req.op == CREW__FS_REAP)
       reap(ops, kids, req.slot);
   }
   kill_all(ops, kids);
@@ -232,24 +230,14 @@ int crew__forkserver_start(struct crew__forkserver *fs,
   return 0;
 }
 
-static int send_request(struct crew__forkserver *fs, uint32_t op, uint32_t slot)
+int crew__forkserver_ask(struct crew__forkserver *fs, int op, uint32_t slot)
 {
-  struct request req = {.op = op, .slot = slot};
+  struct request req = {.op = (uint32_t)op, .slot = slot};
   ssize_t n;
   while ((n = send(fs->fd, &req, sizeof req, MSG_NOSIGNAL)) < 0 &&
          errno == EINTR)
     ;
   return n == (ssize_t)sizeof req ? 0 : CREW_ENOMEM;
-}
-
-int crew__forkserver_spawn(struct crew__forkserver *fs, uint32_t slot)
-{
-  return send_request(fs, OP_SPAWN, slot);
-}
-
-int crew__forkserver_reap(struct crew__forkserver *fs, uint32_t slot)
-{
-  return send_request(fs, OP_REAP, slot);
 }
 
 bool crew__forkserver_alive(struct crew__forkserver *fs)
@@ -268,7 +256,7 @@ bool crew__forkserver_alive(struct crew__forkserver *fs)
 void crew__forkserver_stop(struct crew__forkserver *fs)
 {
   if (!fs->reaped)
-    send_request(fs, OP_QUIT, 0);
+    crew__forkserver_ask(fs, CREW__FS_QUIT, 0);
   close(fs->fd);
   /* ECHILD if an application handler reaped it with waitpid(-1): fine. */
   while (!fs->reaped && waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR)

@@ -41,13 +41,18 @@ struct crew__forkserver {
 int crew__forkserver_start(struct crew__forkserver *fs,
                            const struct crew__forkserver_ops *ops);
 
-/* Ask for a worker in `slot` (the slot must be free: never spawned, or
- * reaped). The answer comes as a report. */
-int crew__forkserver_spawn(struct crew__forkserver *fs, uint32_t slot);
+/* What the parent asks of the server. */
+enum crew__fs_ask {
+  CREW__FS_SPAWN = 1, /* a worker in `slot` (the slot must be free: never
+                         spawned, or reaped); the answer comes as a report */
+  CREW__FS_REAP = 2,  /* reap the worker of `slot` after its death was
+                         reported: until then its pid stays reserved, so
+                         the parent may signal it safely */
+  CREW__FS_QUIT = 3   /* (crew__forkserver_stop) */
+};
 
-/* Let the server reap the worker of `slot` after its death was reported:
- * until then its pid stays reserved, so the parent may signal it safely. */
-int crew__forkserver_reap(struct crew__forkserver *fs, uint32_t slot);
+/* Send a request: 0 or CREW_ENOMEM (the server is gone). */
+int crew__forkserver_ask(struct crew__forkserver *fs, int op, uint32_t slot);
 
 /* Whether the server still runs: false once it has died (a crash, a kill
  * from outside, a failure at its start), which this notices with a waitpid

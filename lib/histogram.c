@@ -18,16 +18,6 @@
 
 #include "histogram.h"
 
-static unsigned bucket_of(uint64_t ns)
-{
-  if (ns < CREW__HIST_SUB)
-    return (unsigned)ns;
-  unsigned top = 63u - (unsigned)__builtin_clzll(ns); /* >= 3 */
-  unsigned sub = (unsigned)(ns >> (top - 3)) & (CREW__HIST_SUB - 1);
-  unsigned b = (top - 2) * CREW__HIST_SUB + sub;
-  return b < CREW__HIST_BUCKETS ? b : CREW__HIST_BUCKETS - 1;
-}
-
 /* The largest value bucket b holds. */
 static uint64_t bucket_top(unsigned b)
 {
@@ -36,17 +26,6 @@ static uint64_t bucket_top(unsigned b)
   unsigned top = b / CREW__HIST_SUB + 2;
   uint64_t sub = b % CREW__HIST_SUB;
   return ((CREW__HIST_SUB + sub + 1) << (top - 3)) - 1;
-}
-
-void crew__hist_record(struct crew__hist *h, uint64_t ns, uint64_t epoch)
-{
-  crew__count(&h->bucket[bucket_of(ns)], 1);
-  if (crew__read(&h->max_epoch) != epoch) {
-    atomic_store_explicit(&h->max, ns, memory_order_relaxed);
-    atomic_store_explicit(&h->max_epoch, epoch, memory_order_relaxed);
-  } else if (ns > crew__read(&h->max)) {
-    atomic_store_explicit(&h->max, ns, memory_order_relaxed);
-  }
 }
 
 void crew__hist_add(struct crew__hist_sum *sum, struct crew__hist *h,

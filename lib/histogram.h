@@ -22,8 +22,29 @@ struct crew__hist {
   _Atomic uint64_t max_epoch;
 };
 
+/* The bucket of a value (see histogram.c). */
+static inline unsigned crew__hist_bucket(uint64_t ns)
+{
+  if (ns < CREW__HIST_SUB)
+    return (unsigned)ns;
+  unsigned top = 63u - (unsigned)__builtin_clzll(ns); /* >= 3 */
+  unsigned sub = (unsigned)(ns >> (top - 3)) & (CREW__HIST_SUB - 1);
+  unsigned b = (top - 2) * CREW__HIST_SUB + sub;
+  return b < CREW__HIST_BUCKETS ? b : CREW__HIST_BUCKETS - 1;
+}
+
 /* Record a value (owner thread only); `epoch` is the reader's reset count. */
-void crew__hist_record(struct crew__hist *h, uint64_t ns, uint64_t epoch);
+static inline void crew__hist_record(struct crew__hist *h, uint64_t ns,
+                                     uint64_t epoch)
+{
+  crew__count(&h->bucket[crew__hist_bucket(ns)], 1);
+  if (crew__read(&h->max_epoch) != epoch) {
+    atomic_store_explicit(&h->max, ns, memory_order_relaxed);
+    atomic_store_explicit(&h->max_epoch, epoch, memory_order_relaxed);
+  } else if (ns > crew__read(&h->max)) {
+    atomic_store_explicit(&h->max, ns, memory_order_relaxed);
+  }
+}
 
 /*
  * A reader's sum of several histograms, minus a baseline taken at the last

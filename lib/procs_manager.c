@@ -166,7 +166,8 @@ static void handle_death(struct crew__procs *pp, const struct crew__pevent *ev)
   crew__mutex_unlock(&pp->lock);
   bool lost = crew__procs_dead(pp, slot, pid, cause);
   crew__mutex_lock(&pp->lock);
-  crew__forkserver_reap(&pp->server, slot); /* only now: see forkserver.c */
+  crew__forkserver_ask(&pp->server, CREW__FS_REAP,
+                       slot); /* only now: see forkserver.c */
   w->pid = 0;
   bool broke = false;
   if (!was_ready && pp->broken == 0)
@@ -287,7 +288,7 @@ static void respawn_due(struct crew__procs *pp, uint64_t now)
     if (!w->respawn || w->state != W_EMPTY || now < w->respawn_at)
       continue;
     w->respawn = false;
-    if (crew__forkserver_spawn(&pp->server, i) == 0) {
+    if (crew__forkserver_ask(&pp->server, CREW__FS_SPAWN, i) == 0) {
       w->state = W_STARTING;
       pp->starting++;
       pp->restarted++;
@@ -352,7 +353,7 @@ static bool start(struct crew__procs *pp)
     return false;
   }
   for (uint32_t i = 0; i < pp->nworkers && pp->start_error == 0; i++) {
-    if (crew__forkserver_spawn(&pp->server, i) != 0) {
+    if (crew__forkserver_ask(&pp->server, CREW__FS_SPAWN, i) != 0) {
       pp->start_error = CREW_ENOMEM;
       break;
     }

@@ -304,8 +304,10 @@ static void worker_main(void *arg, uint32_t slot)
                                        .entry = CREW__NO_ENTRY,
                                        .value = (int32_t)getpid()});
   uint64_t tasks = 0;
-  while (crew__queue_pop_spin(pp->tasks, &s->current, CREW_FOREVER,
-                              cfg->idle_spin_ns) == 0) {
+  size_t popped;
+  while (pp->tasks->ops->pop(pp->tasks, &s->current, 1, &popped,
+                             (crew__deadline){CREW__NEVER},
+                             cfg->idle_spin_ns) == 0) {
     run_popped(pp, s, &tasks);
     (void)CREW__HOOK(CREW_TP_PROC_POST, s);
     s->current.entry = CREW__NO_ENTRY; /* after the event: see procs_dead */

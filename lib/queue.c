@@ -235,20 +235,13 @@ int crew__queue_put_slow(crew_queue *q, const void *item, crew__deadline d)
 {
   struct crew__pqueue *p = pq(q);
   size_t done = 0;
-  int rc = push_locked(p, item, 1, &done, d);
+  int rc = 0;
+  if (item == NULL) /* pushed already: a popper sleeps */
+    wake(p, POPPER, 1);
+  else
+    rc = push_locked(p, item, 1, &done, d);
   crew__mutex_unlock(&p->lock);
   return rc;
-}
-
-void crew__queue_wake_popper(crew_queue *q)
-{
-  wake(pq(q), POPPER, 1);
-}
-
-uint64_t crew__queue_pushed(const crew_queue *q)
-{
-  return atomic_load_explicit(&((const struct crew__pqueue *)q)->tail,
-                              memory_order_acquire);
 }
 
 /*
@@ -395,14 +388,6 @@ fail_not_empty:
 fail_lock:
   free(p);
   return CREW_ENOMEM;
-}
-
-int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
-                         uint64_t spin_ns)
-{
-  size_t popped;
-  return q->ops->pop(q, item, 1, &popped, crew__deadline_in(timeout_ns),
-                     spin_ns);
 }
 
 /* --------------------------------------------------------- public calls */

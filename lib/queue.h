@@ -46,12 +46,6 @@ struct crew_queue {
  * sleeps. */
 #define CREW__QUEUE_SPIN_NS 20000u
 
-/* crew_queue_pop_timed(), spinning up to spin_ns (0 or CREW_IDLE_SPIN_OFF:
- * not at all) instead of the public calls' 20 us before it sleeps on an
- * empty queue: how idle workers wait. */
-int crew__queue_pop_spin(crew_queue *q, void *item, uint64_t timeout_ns,
-                         uint64_t spin_ns);
-
 /* -------------------------------------- the thread pool's private queue */
 
 /* What crew__queue_take returns when `idle` found work elsewhere. */
@@ -77,10 +71,9 @@ struct crew__pqueue {
   alignas(64) unsigned char ring[];
 };
 
-/* With the lock held: the general push (wrap, wait, close), then unlock. */
+/* With the lock held: the general push (wrap, wait, close), or with item
+ * NULL (pushed already) the signal for a sleeping popper; then unlock. */
 int crew__queue_put_slow(crew_queue *q, const void *item, crew__deadline d);
-/* With the lock held: signal one sleeping popper nobody has signalled. */
-void crew__queue_wake_popper(crew_queue *q);
 
 /*
  * Push one item of `size` bytes (the queue's item size, a constant at the
@@ -108,13 +101,17 @@ static inline int crew__queue_put(crew_queue *q, const void *item, size_t size,
   (void)CREW__HOOK(CREW_TP_ENQUEUE, q);
   if (atomic_load_explicit(&p->waiting[CREW__POPPER], memory_order_relaxed) !=
       p->signalled[CREW__POPPER])
-    crew__queue_wake_popper(q);
+    return crew__queue_put_slow(q, NULL, d); /* a popper sleeps */
   crew__mutex_unlock(&p->lock);
   return 0;
 }
 
 /* How many items were ever pushed onto a private queue. */
-uint64_t crew__queue_pushed(const crew_queue *q);
+static inline uint64_t crew__queue_pushed(const crew_queue *q)
+{
+  return atomic_load_explicit(&((const struct crew__pqueue *)q)->tail,
+                              memory_order_acquire);
+}
 
 /*
  * A pool worker's pop from a private queue: wait (spinning up to spin_ns

@@ -244,10 +244,3 @@ void crew__fork_guard_init(crew__fork_guard *g)
   *g->page = CREW__FORK_MARK;
 #endif
 }
-
-void crew__fork_guard_fini(crew__fork_guard *g)
-{
-  if (g->page != NULL)
-    munmap((void *)g->page, (size_t)sysconf(_SC_PAGESIZE));
-  g->page = NULL;
-}

@@ -18,8 +18,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Whether this system has futexes: shared queues then lock with them. */
 #if HAVE_DECL_SYS_FUTEX && defined(HAVE_LINUX_FUTEX_H)
@@ -253,7 +255,13 @@ typedef struct crew__fork_guard {
 #define CREW__FORK_MARK 0x63726577u /* "crew" */
 
 void crew__fork_guard_init(crew__fork_guard *g);
-void crew__fork_guard_fini(crew__fork_guard *g);
+
+static inline void crew__fork_guard_fini(crew__fork_guard *g)
+{
+  if (g->page != NULL)
+    munmap((void *)g->page, (size_t)sysconf(_SC_PAGESIZE));
+  g->page = NULL;
+}
 
 static inline bool crew__fork_guard_same_process(const crew__fork_guard *g)
 {
