@@ -38,6 +38,7 @@ struct node {
   crew_future *future;
   void *tag;
   struct node *next;
+  struct crew__callback cb; /* its place in the future's callbacks */
 };
 
 struct crew_channel {
@@ -194,8 +195,8 @@ static void on_resolved(crew_future *f, void *arg)
   channel_unref(ch); /* the watch's reference; a queued node needs none */
 }
 
-/* Watch f with a node the caller allocated; cannot fail for a future with
- * no callbacks yet (the first callback needs no memory). */
+/* Watch f with a node the caller allocated (its callback's place too):
+ * cannot fail. */
 static int watch_with(crew_channel *ch, crew_future *f, void *tag,
                       struct node *n)
 {
@@ -205,15 +206,8 @@ static int watch_with(crew_channel *ch, crew_future *f, void *tag,
   crew__mutex_lock(&ch->lock);
   ch->watching++;
   crew__mutex_unlock(&ch->lock);
-  int rc = crew_future_on_done(f, on_resolved, n);
-  if (rc != 0) { /* undo */
-    crew__mutex_lock(&ch->lock);
-    ch->watching--;
-    crew__mutex_unlock(&ch->lock);
-    crew_future_release(f);
-    channel_unref(ch);
-  }
-  return rc;
+  crew__future_watch(f, &n->cb, on_resolved, n);
+  return 0;
 }
 
 int crew_channel_watch(crew_channel *ch, crew_future *f, void *tag)

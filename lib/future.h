@@ -14,12 +14,12 @@
  * Both are called only while the future is QUEUED, with a reference held.
  */
 struct crew__owner {
-  /* Under the future's lock, crew_future_cancel() is about to cancel QUEUED
+  /* Under the future's stripe, crew_future_cancel() is about to cancel QUEUED
    * f: take the task out of wherever it waits so that it never runs, and
    * count it cancelled; false if it cannot (it has been taken to run).
    * NULL: nothing to take (the claim decides), count in `cancelled`. */
   bool (*take)(struct crew__owner *o, crew_future *f);
-  /* Under the future's lock, f was cancelled (without `take`): count it. */
+  /* Under the future's stripe, f was cancelled (without `take`): count it. */
   void (*cancelled)(struct crew__owner *o);
   /* The calling thread waits on f: run it here and now if this thread may
    * (a worker of its pool); true if it ran it. NULL: never. */
@@ -64,6 +64,21 @@ void crew__future_popped(crew_future *f, struct crew__exec *x);
 
 /* Take one more reference (released with crew_future_release). */
 void crew__future_retain(crew_future *f);
+
+/* A done callback's place in a future's list. */
+struct crew__callback {
+  crew_done_fn fn;
+  void *arg;
+  struct crew__callback *next;
+  bool owned; /* the caller's (crew__future_watch): never freed here */
+};
+
+/*
+ * crew_future_on_done() with a node the caller owns, which must stay valid
+ * until fn is called (fn may then free it): no allocation, never fails.
+ */
+void crew__future_watch(crew_future *f, struct crew__callback *cb,
+                        crew_done_fn fn, void *arg);
 
 /*
  * A thread that runs done callbacks for a resolver that must not run them

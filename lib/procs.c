@@ -306,7 +306,7 @@ static int submit(struct crew__backend *b, const struct crew__call *c)
 }
 
 /*
- * crew_future_cancel (the future's lock held): win the record where it
+ * crew_future_cancel (the future's stripe held): win the record where it
  * waits in shared memory, QUEUED -> CANCELLED, and count it. Once won, the
  * task never runs and the manager never claims the future (the entry says
  * user_cancelled), so the future's own QUEUED -> CANCELLING cannot fail.

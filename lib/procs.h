@@ -8,7 +8,7 @@
  *
  * Locking: `lock` guards everything below it in struct crew__procs.
  * Futures are resolved and callbacks run without it. Lock order: a
- * future's lock, then `lock`, then a shared queue's lock (pushes made while
+ * future's stripe, then `lock`, then a shared queue's lock (pushes made while
  * holding it never block).
  */
 #ifndef CREW_PROCS_H

@@ -5,14 +5,15 @@
  * A waiter first looks; a worker of the future's pool that waits on a task
  * still queued runs it itself (the owner's help hook), so waits cannot
  * deadlock a pool on itself. Otherwise it spins a short while (most tasks a
- * caller waits on at once are short), then sleeps: on the future's own
- * condition variable, made at its first such wait (most futures never need
- * it), or, waiting on several, on a `struct waiter` of its own stack linked
- * into each future's waiter list. The resolver (future.c) broadcasts the
- * condition variable and wakes and unlinks every listed waiter under the
- * future's lock; a waiter that leaves unlinks itself under the same lock,
- * so once it has, no resolver can touch its stack. Lock order: future, then
- * waiter.
+ * caller waits on at once are short), then sleeps, having flagged the
+ * future WAITED under its stripe (see future.c): on the stripe's condition
+ * variable, or, waiting on several, on a `struct waiter` of its own stack
+ * linked into each future's waiter list. The resolver (future.c) sees the
+ * flag, broadcasts the stripe's condition variable and wakes and unlinks
+ * every listed waiter under the stripe's lock; a waiter that leaves
+ * unlinks itself under the same lock, so once it has, no resolver can
+ * touch its stack. A sleeper may be woken for a neighbour of its stripe:
+ * it rechecks its own future. Lock order: stripe, then waiter.
  */
 #include "config.h"
 
@@ -26,11 +27,18 @@ bool crew_future_done(const crew_future *f)
   return f != NULL && crew__is_resolved(crew__load_state(f));
 }
 
+/* The status of a resolved future. */
+static int status_of(const crew_future *f, int state)
+{
+  return state == CANCELLED ? CREW_ECANCELED : f->status;
+}
+
 int crew_future_status(const crew_future *f)
 {
   if (f == NULL)
     return CREW_EINVAL;
-  return crew__is_resolved(crew__load_state(f)) ? f->status : CREW_EBUSY;
+  int state = crew__load_state(f);
+  return crew__is_resolved(state) ? status_of(f, state) : CREW_EBUSY;
 }
 
 /* If the calling thread may run f's queued task itself (a worker of its
@@ -65,8 +73,9 @@ static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
   for (; listed < n && !resolved; listed++) {
     crew_future *f = fs[listed];
     struct waiter_link *l = &links[listed];
-    crew__mutex_lock(&f->lock);
-    resolved = crew__is_resolved(crew__load_state(f));
+    struct crew__stripe *st = crew__future_stripe(f);
+    crew__mutex_lock(&st->lock);
+    resolved = !crew__future_flag(f, WAITED);
     *l = (struct waiter_link){
         .waiter = &w, .next = f->waiters, .linked = !resolved};
     if (!resolved) {
@@ -74,7 +83,7 @@ static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
         f->waiters->prev = l;
       f->waiters = l;
     }
-    crew__mutex_unlock(&f->lock);
+    crew__mutex_unlock(&st->lock);
   }
 
   crew__mutex_lock(&w.lock);
@@ -85,7 +94,8 @@ static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
   for (size_t i = 0; i < listed; i++) {
     crew_future *f = fs[i];
     struct waiter_link *l = &links[i];
-    crew__mutex_lock(&f->lock);
+    struct crew__stripe *st = crew__future_stripe(f);
+    crew__mutex_lock(&st->lock);
     if (l->linked) {
       if (l->prev != NULL)
         l->prev->next = l->next;
@@ -94,7 +104,7 @@ static int sleep_on_any(crew_future *const *fs, size_t n, crew__deadline d)
       if (l->next != NULL)
         l->next->prev = l->prev;
     }
-    crew__mutex_unlock(&f->lock);
+    crew__mutex_unlock(&st->lock);
   }
   crew__cond_destroy(&w.cond);
   crew__mutex_destroy(&w.lock);
@@ -104,24 +114,16 @@ out:
   return rc;
 }
 
-/* Sleep until f resolves or `d` passes: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
+/* Sleep on f's stripe until f resolves or `d` passes: 0 or
+ * CREW_ETIMEDOUT. The WAITED flag tells the resolver to wake the stripe. */
 static int sleep_on_one(crew_future *f, crew__deadline d)
 {
   int rc = 0;
-  crew__mutex_lock(&f->lock);
-  if (!f->cv_ready) {
-    if (crew__cond_init(&f->resolved_cv) != 0) {
-      crew__mutex_unlock(&f->lock);
-      return CREW_ENOMEM;
-    }
-    f->cv_ready = true;
-  }
-  while (rc == 0 && !crew__is_resolved(crew__load_state(f))) {
-    f->sleepers++;
-    rc = crew__cond_wait(&f->resolved_cv, &f->lock, d);
-    f->sleepers--;
-  }
-  crew__mutex_unlock(&f->lock);
+  struct crew__stripe *st = crew__future_stripe(f);
+  crew__mutex_lock(&st->lock);
+  while (rc == 0 && crew__future_flag(f, WAITED))
+    rc = crew__cond_wait(&st->cond, &st->lock, d);
+  crew__mutex_unlock(&st->lock);
   return rc;
 }
 
@@ -179,7 +181,7 @@ int crew_future_wait_timed(crew_future *f, uint64_t timeout_ns)
   if (f == NULL)
     return CREW_EINVAL;
   int rc = wait_until(f, crew__deadline_in(timeout_ns));
-  return rc != 0 ? rc : f->status;
+  return rc != 0 ? rc : status_of(f, crew__load_state(f));
 }
 
 int crew_future_get(crew_future *f, void *out, size_t out_size)
@@ -195,9 +197,10 @@ int crew_future_get_timed(crew_future *f, void *out, size_t out_size,
   int rc = wait_until(f, crew__deadline_in(timeout_ns));
   if (rc != 0)
     return rc;
-  if (out_size > 0 && crew__load_state(f) == DONE)
-    memcpy(out, f->out, out_size);
-  return f->status;
+  int state = crew__load_state(f);
+  if (out_size > 0 && state == DONE)
+    memcpy(out, crew__future_out(f), out_size);
+  return status_of(f, state);
 }
 
 static int check_array(crew_future *const *fs, size_t n)

@@ -96,7 +96,7 @@ CREW_API int crew_future_status(const crew_future *f);
  * with CREW_ECANCELED and its done callbacks run in this call, on this
  * thread. Returns CREW_EBUSY if the task is running or the future already
  * resolved (a running task is never interrupted), CREW_EINVAL for NULL.
- * Never blocks beyond taking the future's lock and running the callbacks.
+ * Never blocks beyond a short internal lock and running the callbacks.
  * In thread mode the cancelled task keeps its queue slot until a worker
  * reaches it and drops it, so it still counts against queue_capacity (and
  * in crew_pool_stats().queued) until then.
