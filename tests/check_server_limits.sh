@@ -426,7 +426,9 @@ def check_slow_clients():
         # A request of about half a second holds the only worker, and one
         # behind it waits that long: longer than the idle timeout, but the
         # server owes both, so neither connection is timed out.
-        a, b = Client(s.port), Client(s.port)
+        # (Half a second here; many times that under a sanitizer and load,
+        # so these two reads wait up to a minute.)
+        a, b = Client(s.port, 60), Client(s.port, 60)
         a.send("HASH 1000000 " + "w" * 492 + "\n")
         b.send("HASH 1 b\n")
         b_sent = time.monotonic()
