@@ -65,9 +65,10 @@ struct crew__pqueue {
   _Atomic uint32_t waiting[2]; /* sleepers of each side */
   uint32_t signalled[2];       /* signals they have not taken yet */
   _Atomic uint32_t closed;
-  _Atomic uint32_t items; /* bumped by a push onto an empty queue */
-  alignas(64) _Atomic uint32_t spinning; /* a popper spins */
-  alignas(64) crew__cond cv[2];          /* [CREW__POPPER]: not empty */
+  /* What an idle popper spins on, on a line of its own: */
+  alignas(64) _Atomic uint32_t items; /* bumped by a push onto an empty queue */
+  _Atomic uint32_t spinning;          /* a popper spins */
+  alignas(64) crew__cond cv[2];       /* [CREW__POPPER]: not empty */
   alignas(64) unsigned char ring[];
 };
 
@@ -76,34 +77,63 @@ struct crew__pqueue {
 int crew__queue_put_slow(crew_queue *q, const void *item, crew__deadline d);
 
 /*
- * Push one item of `size` bytes (the queue's item size, a constant at the
- * call, so the copy is a few moves) onto a private queue, waiting until d
- * for room: 0, CREW_ETIMEDOUT or CREW_ECLOSED. The common case, room in a
- * power-of-two ring, is inline: lock, copy, publish, signal a popper only
- * if one sleeps that nobody has signalled, unlock.
+ * A push in place, in two steps, for the common case: room in a
+ * power-of-two ring that is open. crew__queue_put_begin locks q and
+ * returns the ring slot the next item goes to, for the caller to write;
+ * NULL (q unlocked) when that case does not hold: push through
+ * crew__queue_put instead. crew__queue_put_end publishes the item, signals
+ * a popper only if one sleeps that nobody has signalled, and unlocks.
  */
-static inline int crew__queue_put(crew_queue *q, const void *item, size_t size,
-                                  crew__deadline d)
+static inline void *crew__queue_put_begin(crew_queue *q, size_t size)
 {
   struct crew__pqueue *p = (struct crew__pqueue *)q;
+  if (p->mask == 0) /* constant: never lock twice */
+    return NULL;
   crew__mutex_lock(&p->lock);
   uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
-  uint64_t head = atomic_load_explicit(&p->head, memory_order_relaxed);
-  if (p->mask == 0 || tail - head >= p->q.capacity ||
-      atomic_load_explicit(&p->closed, memory_order_relaxed))
-    return crew__queue_put_slow(q, item, d);
-  memcpy(p->ring + (size_t)(tail & p->mask) * size, item, size);
-  if (tail == head) /* was empty: tell a spinner */
-    atomic_store_explicit(
-        &p->items, atomic_load_explicit(&p->items, memory_order_relaxed) + 1,
-        memory_order_release);
+  if (tail - atomic_load_explicit(&p->head, memory_order_relaxed) >=
+          p->q.capacity ||
+      atomic_load_explicit(&p->closed, memory_order_relaxed)) {
+    crew__mutex_unlock(&p->lock);
+    return NULL;
+  }
+  return p->ring + (size_t)(tail & p->mask) * size;
+}
+
+static inline int crew__queue_put_end(crew_queue *q)
+{
+  struct crew__pqueue *p = (struct crew__pqueue *)q;
+  uint64_t tail = atomic_load_explicit(&p->tail, memory_order_relaxed);
+  if (tail == atomic_load_explicit(&p->head, memory_order_relaxed)) {
+    uint32_t items = atomic_load_explicit(&p->items, memory_order_relaxed);
+    atomic_store_explicit(&p->items, items + 1, /* was empty: tell a spinner */
+                          memory_order_release);
+  }
   atomic_store_explicit(&p->tail, tail + 1, memory_order_release);
   (void)CREW__HOOK(CREW_TP_ENQUEUE, q);
   if (atomic_load_explicit(&p->waiting[CREW__POPPER], memory_order_relaxed) !=
       p->signalled[CREW__POPPER])
-    return crew__queue_put_slow(q, NULL, d); /* a popper sleeps */
+    return crew__queue_put_slow(q, NULL, (crew__deadline){0});
   crew__mutex_unlock(&p->lock);
   return 0;
+}
+
+/*
+ * Push one item of `size` bytes (the queue's item size, a constant at the
+ * call, so the copy is a few moves) onto a private queue, waiting until d
+ * for room: 0, CREW_ETIMEDOUT or CREW_ECLOSED. Inline when
+ * crew__queue_put_begin finds room.
+ */
+static inline int crew__queue_put(crew_queue *q, const void *item, size_t size,
+                                  crew__deadline d)
+{
+  void *at = crew__queue_put_begin(q, size);
+  if (at == NULL) {
+    crew__mutex_lock(&((struct crew__pqueue *)q)->lock);
+    return crew__queue_put_slow(q, item, d);
+  }
+  memcpy(at, item, size);
+  return crew__queue_put_end(q);
 }
 
 /* How many items were ever pushed onto a private queue. */

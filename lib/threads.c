@@ -294,34 +294,51 @@ static int future_slot(struct crew__tpool *tp, struct crew__slot *t,
   return rc;
 }
 
-static int submit(struct crew__backend *b, const struct crew__call *c)
+/* Every submit but the plainest: with a future, an output, a large input,
+ * timing, or no room in the ring. */
+static __attribute__((noinline)) int submit_general(struct crew__tpool *tp,
+                                                    const struct crew__call *c)
 {
-  crew_fn fn = c->fn;
-  const void *in = c->in;
   size_t in_size = c->in_size, out_size = c->out_size;
-  crew_future **futurep = c->future;
-  crew__deadline d = c->d;
-  struct crew__tpool *tp = tp_of(b);
   struct crew__slot t;
-  t.fn = fn;
+  t.fn = c->fn;
   t.submit_ns = tp->cfg->hooks.timed ? crew__now_ns() : 0;
-  if (futurep == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
+  if (c->future == NULL && out_size == 0 && in_size <= CREW__INLINE_IN) {
     t.kind = CREW__SLOT_PLAIN; /* fire and forget: no allocation */
     t.in_size = (uint32_t)in_size;
     if (in_size > 0)
-      memcpy(t.in, in, in_size);
-    return enqueue(tp, &t, d);
+      memcpy(t.in, c->in, in_size);
+    return enqueue(tp, &t, c->d);
   }
-  int rc = future_slot(tp, &t, in, in_size, out_size);
-  if (rc == 0 && (rc = enqueue(tp, &t, d)) != 0) {
+  int rc = future_slot(tp, &t, c->in, in_size, out_size);
+  if (rc == 0 && (rc = enqueue(tp, &t, c->d)) != 0) {
     crew_future_release(t.ptr); /* never queued: both references go */
     crew_future_release(t.ptr);
   }
-  if (rc == 0 && futurep != NULL)
-    *futurep = t.ptr;
+  if (rc == 0 && c->future != NULL)
+    *c->future = t.ptr;
   else if (rc == 0)
     crew_future_release(t.ptr); /* fire and forget with output or input */
   return rc;
+}
+
+/* A fire-and-forget task with a small input, untimed: written straight
+ * into the ring. */
+static int submit(struct crew__backend *b, const struct crew__call *c)
+{
+  struct crew__tpool *tp = tp_of(b);
+  struct crew__slot *t;
+  if (c->future != NULL || c->out_size != 0 || c->in_size > CREW__INLINE_IN ||
+      tp->cfg->hooks.timed ||
+      (t = crew__queue_put_begin(tp->queue, sizeof *t)) == NULL)
+    return submit_general(tp, c);
+  t->fn = c->fn;
+  t->submit_ns = 0;
+  t->kind = CREW__SLOT_PLAIN;
+  t->in_size = (uint32_t)c->in_size;
+  if (c->in_size > 0)
+    memcpy(t->in, c->in, c->in_size);
+  return crew__queue_put_end(tp->queue);
 }
 
 static int map(struct crew__backend *b, const struct crew__map_args *m)
