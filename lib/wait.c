@@ -127,7 +127,6 @@ static int sleep_on_one(crew_future *f, crew__deadline d)
   return rc;
 }
 
-/* Wait for f to resolve until `d`: 0, CREW_ETIMEDOUT or CREW_ENOMEM. */
 /* How long a waiter (not a worker of the pool: it helps instead) spins on
  * its future's state before it sleeps: most tasks a caller waits on right away
  * are short, and a waiter that sleeps costs the resolver a futex wake and
@@ -150,6 +149,7 @@ static bool spin_until_resolved(crew_future *f, crew__deadline d)
   return crew__is_resolved(crew__load_state(f));
 }
 
+/* Wait for f to resolve until `d`: 0 or CREW_ETIMEDOUT. */
 static int wait_until(crew_future *f, crew__deadline d)
 {
   bool spun = d.at == 0; /* a poll does not spin */
@@ -165,9 +165,7 @@ static int wait_until(crew_future *f, crew__deadline d)
       if (spin_until_resolved(f, d))
         return 0;
     }
-    int rc = sleep_on_one(f, d);
-    if (rc == CREW_ENOMEM)
-      return rc;
+    (void)sleep_on_one(f, d); /* woken, or timed out: look again */
   }
 }
 

@@ -46,9 +46,8 @@ typedef void (*crew_done_fn)(crew_future *f, void *arg);
  *
  * Returns the task's status if it ran (0 or the task's own positive code;
  * a task that returns one of crew's negative codes has it passed on), or
- * CREW_ECANCELED, CREW_ECRASHED, CREW_EDEADLINE; CREW_EINVAL for NULL;
- * CREW_ENOMEM if a first sleeping wait could not make its condition
- * variable.
+ * CREW_ECANCELED, CREW_ECRASHED, CREW_EDEADLINE; CREW_EINVAL for NULL.
+ * Allocates nothing.
  */
 CREW_API int crew_future_wait(crew_future *f);
 
@@ -144,8 +143,8 @@ CREW_API int crew_wait_any(crew_future *const *fs, size_t n,
  * resolved.
  *
  * Returns 0 when all have resolved, whatever their statuses; CREW_ETIMEDOUT
- * if time ran out first; CREW_EINVAL (fs NULL, n 0, a NULL entry);
- * CREW_ENOMEM as crew_future_wait().
+ * if time ran out first; CREW_EINVAL (fs NULL, n 0, a NULL entry).
+ * Allocates nothing.
  */
 CREW_API int crew_wait_all(crew_future *const *fs, size_t n,
                            uint64_t timeout_ns);
