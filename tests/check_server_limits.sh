@@ -536,8 +536,10 @@ def check_buffer_cap():
     each holder "ERR read timeout" (or, if it stopped reading from it, "ERR
     server busy") at --idle-ms, and serves again once they are gone."""
     cap, n, partial = 1 << 20, 200, 60000
+    # --idle-ms leaves the holders time to fill the cap on a slow (sanitizer,
+    # loaded) machine before the first of them is timed out.
     s = Server("buffer-cap", ["--workers", "1", "--max-buffered", str(cap),
-                              "--idle-ms", "1500", "--stats"])
+                              "--idle-ms", "5000", "--stats"])
     holders = []
     try:
         p = Client(s.port)
@@ -552,7 +554,7 @@ def check_buffer_cap():
             holders.append(c)
         # The server reads the partial lines until the cap holds: from then
         # on a newcomer is refused. Poll for that (each probe is answered).
-        end = time.monotonic() + 10
+        end = time.monotonic() + 30
         while True:
             p = Client(s.port)
             p.send("PING\n")
