@@ -99,14 +99,6 @@ static void sleep_at_least(uint64_t ns)
   }
 }
 
-static void *shared_map(size_t size)
-{
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  ck_assert_msg(p != MAP_FAILED, "mmap of %zu shared bytes failed", size);
-  return p;
-}
-
 /* A gate and a signal that worker processes can use too. */
 static void shared_gate_init(gate *g)
 {

@@ -18,15 +18,15 @@
  *       application that reaps with waitpid(-1), its own children, and
  *       recycling of map runners with a backlog.
  *
- * Tasks run in worker processes: they talk to the test through shared
- * memory made before the pool (a CREW_SHARED queue of posts, counters). The
- * hook tests need a library configured with --enable-test-hooks; without it
- * they are not compiled, and the rest runs.
+ * Tasks run in worker processes: they talk to the test through the shared
+ * memory of proctest.h, made before the pool (a CREW_SHARED queue of posts,
+ * a gate, counters). The hook tests need a library configured with
+ * --enable-test-hooks; without it they are not compiled, and the rest runs.
  */
 #include "config.h"
 
 #include "harness.h"
-#include "testutil.h"
+#include "proctest.h"
 
 #ifdef CREW_TEST_HOOKS
 #include <crew/testhook.h>
@@ -56,65 +56,7 @@ const char *__tsan_default_options(void)
   return "atexit_sleep_ms=0";
 }
 
-/* ======================================================= shared state */
-
-#define NRUNS 64
-
-/* Counters shared with every worker. */
-struct shm {
-  _Atomic uint64_t runs[NRUNS]; /* bodies run, per task id */
-  _Atomic uint64_t inits;
-};
-
-static crew_queue *box_q;  /* uint64_t posts from tasks: CREW_SHARED */
-static crew_queue *gate_q; /* tokens: CREW_SHARED */
-static struct shm *shm;
-
-#define TAKE_LIMIT (10000 * MS)
-
-static void *shared_map(size_t size)
-{
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  ck_assert_msg(p != MAP_FAILED, "mmap of %zu shared bytes failed", size);
-  return p;
-}
-
-static void shared_setup(void)
-{
-  ck_assert_int_eq(
-      crew_queue_create(&box_q, 4096, sizeof(uint64_t), CREW_SHARED), 0);
-  ck_assert_int_eq(crew_queue_create(&gate_q, 256, 1, CREW_SHARED), 0);
-  shm = shared_map(sizeof *shm);
-}
-
-static void shared_teardown(void)
-{
-  munmap(shm, sizeof *shm);
-  crew_queue_destroy(gate_q);
-  crew_queue_destroy(box_q);
-}
-
-/* In a task: post a value to the test. */
-static void post(uint64_t v)
-{
-  crew_queue_push(box_q, &v);
-}
-
-/* In the test: the next post, failing after 10 s instead of hanging. */
-static uint64_t take(void)
-{
-  uint64_t v = 0;
-  ck_assert_msg(crew_queue_pop_timed(box_q, &v, TAKE_LIMIT) == 0,
-                "waited 10 s for a post from a task");
-  return v;
-}
-
-static void open_gate(size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    ck_assert_int_eq(crew_queue_push(gate_q, "t"), 0);
-}
+/* ============================================================ helpers */
 
 /* Bounded poll (5 s) until pid sleeps: blocked in a wait. */
 static void wait_sleeping(pid_t pid)
@@ -150,21 +92,13 @@ static size_t children_of(pid_t pid)
 
 /* ============================================================== pools */
 
-static crew_config pcfg(size_t workers)
+/* A process pool of `workers` named "flt" (the hook knows its workers by
+ * that name). */
+static crew_config flt_cfg(size_t workers)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = workers;
+  crew_config cfg = pcfg(workers, 0);
   cfg.name = "flt";
   return cfg;
-}
-
-static crew_pool *pcreate(const crew_config *cfg)
-{
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
-  return pool;
 }
 
 /* ============================================================== tasks */
@@ -203,18 +137,6 @@ static void expect_counted(crew_future *f, int64_t x, uint32_t id)
   ck_assert_int_eq(out, 2 * x + 1);
   ck_assert_uint_eq(atomic_load(&shm->runs[id]), 1);
   crew_future_release(f);
-}
-
-/*
- * exit() in a worker runs the atexit handlers of the image it was forked
- * from, LeakSanitizer's among them, which would report the test's memory
- * as leaked (see check_procpool.c): turn it off just before.
- */
-static volatile sig_atomic_t exiting_on_purpose;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-  return exiting_on_purpose;
 }
 
 /* ================================================ catalog 34: condvars */
@@ -565,8 +487,8 @@ static int fill_task(const void *in, void *out)
 START_TEST(a_result_cut_by_a_crash_never_arrives)
 {
   enum { CAP = 1 << 20 };
-  shared_setup();
-  crew_config cfg = pcfg(2);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(2);
   cfg.max_out_size = CAP;
   crew_pool *pool = pcreate(&cfg);
   size_t n = CAP;
@@ -623,13 +545,13 @@ static int post_pid_init(void *arg)
 START_TEST(idle_workers_die_with_a_killed_parent)
 {
   enum { W = 3 };
-  shared_setup();
+  shared_setup(0);
   ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   pid_t parent = fork();
   ck_assert_int_ge(parent, 0);
   if (parent == 0) {
     signal(SIGTERM, SIG_DFL);
-    crew_config cfg = pcfg(W);
+    crew_config cfg = flt_cfg(W);
     cfg.init = post_pid_init;
     crew_pool *pool = NULL;
     if (crew_pool_create(&pool, &cfg) != 0)
@@ -676,7 +598,7 @@ END_TEST
 
 static void *create_pool_thread(void *arg)
 {
-  crew_config cfg = pcfg(2);
+  crew_config cfg = flt_cfg(2);
   cfg.init = post_pid_init;
   crew_pool **pool = arg;
   if (crew_pool_create(pool, &cfg) != 0)
@@ -700,7 +622,7 @@ static int pid_task(const void *in, void *out)
  */
 START_TEST(a_pool_outlives_the_thread_that_created_it)
 {
-  shared_setup();
+  shared_setup(0);
   crew_pool *pool = NULL;
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, create_pool_thread, &pool), 0);
@@ -747,8 +669,8 @@ static int spin_task(const void *in, void *out)
  */
 START_TEST(a_spinning_task_is_killed_at_its_deadline)
 {
-  shared_setup();
-  crew_config cfg = pcfg(1);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(1);
   cfg.task_timeout_ns = 100 * MS;
   crew_pool *pool = pcreate(&cfg);
   crew_future *spin = NULL, *after[4];
@@ -798,8 +720,8 @@ static int ppid_task(const void *in, void *out)
 START_TEST(a_crash_loop_is_rate_limited_and_bounded)
 {
   enum { CRASHES = 6 };
-  shared_setup();
-  crew_config cfg = pcfg(1);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(1);
   crew_pool *pool = pcreate(&cfg);
   crew_future *f = NULL;
   ck_assert_int_eq(crew_submit(pool, ppid_task, NULL, 0, sizeof(int64_t), &f),
@@ -856,7 +778,7 @@ static void many_crashes(void)
 {
   enum { W = 20 };
   size_t n = scaled(100);
-  crew_config cfg = pcfg(W);
+  crew_config cfg = flt_cfg(W);
   crew_pool *pool = pcreate(&cfg);
   crew_future **fs = calloc(n, sizeof *fs);
   ck_assert_ptr_nonnull(fs);
@@ -930,10 +852,10 @@ static void *steal_children(void *arg)
 START_TEST(an_application_reaping_everything_steals_no_worker)
 {
   enum { N = 10 };
-  shared_setup();
+  shared_setup(0);
   struct stealer s = {.nreaped = 0};
   atomic_init(&s.stop, false);
-  crew_config cfg = pcfg(2);
+  crew_config cfg = flt_cfg(2);
   crew_pool *pool = pcreate(&cfg);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, steal_children, &s), 0);
@@ -967,8 +889,8 @@ END_TEST
  */
 START_TEST(the_applications_own_child_keeps_its_status)
 {
-  shared_setup();
-  crew_config cfg = pcfg(2);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(2);
   cfg.max_tasks_per_worker = 2;
   crew_pool *pool = pcreate(&cfg);
   pid_t child = fork();
@@ -1040,8 +962,8 @@ static int wait_at_gate_task(const void *in, void *out)
 
 START_TEST(a_killed_fork_server_breaks_the_pool_cleanly)
 {
-  shared_setup();
-  crew_config cfg = pcfg(2);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(2);
   crew_pool *pool = pcreate(&cfg);
   expect_counted(submit_counted(pool, 1, 1), 1, 1);
   crew_future *f[5];
@@ -1097,8 +1019,8 @@ static int triple_item(const void *in, void *out)
 START_TEST(map_runners_are_recycled_with_a_backlog)
 {
   enum { N = NRUNS };
-  shared_setup();
-  crew_config cfg = pcfg(2);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(2);
   cfg.max_tasks_per_worker = 1;
   crew_pool *pool = pcreate(&cfg);
   int64_t in[N], out[N];
@@ -1147,8 +1069,8 @@ static int fail_item_task(const void *in, void *out)
 START_TEST(a_map_failure_before_a_crash_in_its_chunk_wins)
 {
   enum { N = 16 }; /* 1 worker: 4 chunks of 4 items */
-  shared_setup();
-  crew_config cfg = pcfg(1);
+  shared_setup(0);
+  crew_config cfg = flt_cfg(1);
   crew_pool *pool = pcreate(&cfg);
   struct fail_item in[N];
   int64_t out[N];
@@ -1484,7 +1406,7 @@ static void death_at_step(const struct step *s, int how)
 {
   memset(shm, 0, sizeof *shm);
   arm(s->point, ACT_DIE, how, 0, 1);
-  crew_config cfg = pcfg(1);
+  crew_config cfg = flt_cfg(1);
   crew_pool *pool = pcreate(&cfg);
   crew_future *victim = submit_counted(pool, 100, 0);
   crew_future *after[3];
@@ -1517,7 +1439,7 @@ static void death_at_step(const struct step *s, int how)
 
 START_TEST(death_at_every_protocol_step)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   const struct step *s = &steps[_i / NDEATHS];
   death_at_step(s, _i % NDEATHS + 1);
@@ -1542,7 +1464,7 @@ static void killed_holding(int point)
 {
   memset(shm, 0, sizeof *shm);
   arm(point, ACT_PARK, 0, 0, 1);
-  crew_config cfg = pcfg(1);
+  crew_config cfg = flt_cfg(1);
   crew_pool *pool = pcreate(&cfg);
   crew_future *victim = submit_counted(pool, 7, 0);
   pid_t parked = (pid_t)take();
@@ -1567,7 +1489,7 @@ static void killed_holding(int point)
 
 START_TEST(killed_holding_the_task_queue_lock)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   killed_holding(CREW_TP_DEQUEUE);
   plan_teardown();
@@ -1577,7 +1499,7 @@ END_TEST
 
 START_TEST(killed_holding_the_event_queue_lock)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   killed_holding(CREW_TP_ENQUEUE);
   plan_teardown();
@@ -1606,7 +1528,7 @@ static void become_worker(void)
  */
 START_TEST(a_repairer_that_dies_mid_repair_wedges_nobody)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   crew_queue *q = NULL;
   ck_assert_int_eq(crew_queue_create(&q, 8, sizeof(int), CREW_SHARED), 0);
@@ -1661,7 +1583,7 @@ END_TEST
  */
 START_TEST(a_waiter_finds_the_owner_dead_on_waking)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   crew_queue *q = NULL;
   ck_assert_int_eq(crew_queue_create(&q, 8, sizeof(int), CREW_SHARED), 0);
@@ -1756,7 +1678,7 @@ static struct scene scene_start(void)
 {
   memset(shm, 0, sizeof *shm);
   struct scene sc = {0};
-  crew_config cfg = pcfg(2);
+  crew_config cfg = flt_cfg(2);
   sc.pool = pcreate(&cfg);
   struct counted_in c = {.x = 50, .id = 50};
   ck_assert_int_eq(crew_submit(sc.pool, gated_counted_task, &c, sizeof c,
@@ -1798,7 +1720,7 @@ static void scene_finish(struct scene *sc, uint64_t crashed, uint64_t restarted)
  */
 START_TEST(a_task_scribbling_on_its_record_is_crashed)
 {
-  shared_setup();
+  shared_setup(0);
   int pattern = _i;
   struct scene sc = scene_start();
   struct scribble_in in = {.pattern = pattern, .id = 1, .x = 5};
@@ -1832,7 +1754,7 @@ static const int scribble_points[] = {CREW_TP_PROC_CLAIM, CREW_TP_PROC_RUN,
  */
 START_TEST(a_worker_scribbling_on_its_slot_repairs_it)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   int point = scribble_points[_i / NPATTERNS], pattern = _i % NPATTERNS;
   struct scene sc = scene_start();
@@ -1859,7 +1781,7 @@ START_TEST(a_worker_scribbling_on_its_slot_then_dying)
 {
   static const int patterns[] = {PAT_RANDOM, PAT_ONES, PAT_OFF_BY_ONE,
                                  PAT_PEER};
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   bool after_result = _i / 4 == 1;
   int pattern = patterns[_i % 4];
@@ -1894,7 +1816,7 @@ END_TEST
  */
 START_TEST(a_worker_scribbling_on_other_slots)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   atomic_store(&plan->nworkers, 2);
   struct scene sc = scene_start();
@@ -1921,7 +1843,7 @@ START_TEST(a_map_runner_scribbling_on_its_job)
 {
   enum { N = 64 };
   static const int patterns[] = {PAT_RANDOM, PAT_ZERO};
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   struct scene sc = scene_start();
   int64_t in[N], out[N];
@@ -1959,7 +1881,7 @@ END_TEST
  */
 START_TEST(a_worker_scribbling_on_the_pool_state)
 {
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   struct scene sc = scene_start();
   arm(CREW_TP_PROC_RUN, ACT_SCRIBBLE_STATE, 0, _i, 1);
@@ -1979,7 +1901,7 @@ END_TEST
 static int queue_head_child(int action, int pattern)
 {
   enum { N = 8 };
-  crew_config cfg = pcfg(2);
+  crew_config cfg = flt_cfg(2);
   crew_pool *pool = NULL;
   if (crew_pool_create(&pool, &cfg) != 0)
     return 10;
@@ -2031,7 +1953,7 @@ START_TEST(a_worker_scribbling_on_a_queue_head)
   static const int patterns[] = {PAT_RANDOM, PAT_ONES, PAT_ZERO};
   int action = _i / 3 == 0 ? ACT_SCRIBBLE_TASKQ : ACT_SCRIBBLE_EVENTQ;
   int pattern = patterns[_i % 3];
-  shared_setup();
+  shared_setup(0);
   plan_setup();
   pid_t app = fork();
   ck_assert_int_ge(app, 0);

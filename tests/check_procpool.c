@@ -7,25 +7,15 @@
  * recycling, and hygiene (no zombies, no orphans when the parent is killed,
  * descriptors, an application's SIGCHLD handler, unknown code, forks).
  *
- * Tasks run in other processes, so they cannot touch the test's memory. They
- * talk to the test through what exists before the pool is created and is
- * shared with every process forked after it (workers start from the image of
- * the test at create):
- *  - gate_q: a CREW_SHARED crew_queue of tokens; a task that passes the gate
- *    pops one, so it stays parked until the test opens the gate;
- *  - box_q: a CREW_SHARED crew_queue of uint64_t posts (pids, start times,
- *    "I got here"), which the test takes with a 10 s limit;
- *  - shm and hits: MAP_SHARED counters (bodies that ran, init calls, runs
- *    per item), incremented atomically by the tasks.
- * shared_setup() makes them; every test calls it before its first pool.
- * Tasks never use Check's assertions (they run in workers): they report
- * through their status, their output or the shared counters.
+ * Tasks run in other processes: they talk to the test through the shared
+ * state of proctest.h (a gate, a box of posts, counters), made before the
+ * pool by shared_setup().
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* pthread_getname_np */
 #endif
 
-#include "testutil.h"
+#include "proctest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,195 +32,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ======================================================= shared state */
-
-/* Counters shared with every worker. */
-struct shm {
-  _Atomic uint64_t ran;   /* bodies of counted tasks */
-  _Atomic uint64_t ninit; /* init calls, in any process */
-  _Atomic int64_t init_pids[64];
-};
-
-static crew_queue *gate_q; /* tokens: CREW_SHARED */
-static crew_queue *box_q;  /* uint64_t posts: CREW_SHARED */
-static struct shm *shm;
-static _Atomic uint32_t *hits; /* runs per item */
-static size_t nhits;
-
-/* Something to point at, to see that an out pointer was left untouched. */
-static char sentinel;
-#define NO_FUTURE ((crew_future *)(void *)&sentinel)
-
-#define TAKE_LIMIT (10000 * MS) /* how long the test waits for a post */
-
-static void *shared_map(size_t size)
-{
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
-  ck_assert_msg(p != MAP_FAILED, "mmap of %zu shared bytes failed", size);
-  return p;
-}
-
-/* Make the shared state, with per-item counters for n items. Call before
- * creating the pool (and before forking). */
-static void shared_setup(size_t n)
-{
-  ck_assert_int_eq(crew_queue_create(&gate_q, 1024, 1, CREW_SHARED), 0);
-  ck_assert_int_eq(
-      crew_queue_create(&box_q, 4096, sizeof(uint64_t), CREW_SHARED), 0);
-  shm = shared_map(sizeof *shm);
-  nhits = n > 0 ? n : 1;
-  hits = shared_map(nhits * sizeof *hits);
-}
-
-static void shared_teardown(void)
-{
-  munmap((void *)hits, nhits * sizeof *hits);
-  munmap(shm, sizeof *shm);
-  crew_queue_destroy(box_q);
-  crew_queue_destroy(gate_q);
-}
-
-static void reset_hits(size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    atomic_store_explicit(&hits[i], 0, memory_order_relaxed);
-}
-
-/* In a task: post a value to the test. */
-static void post(uint64_t v)
-{
-  crew_queue_push(box_q, &v);
-}
-
-/* In a task: wait at the gate; 0 once through, 1 if the gate is broken. */
-static int gate_wait(void)
-{
-  char token;
-  return crew_queue_pop(gate_q, &token) == 0 ? 0 : 1;
-}
-
-/* In the test: let n tasks through the gate. */
-static void open_gate(size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    ck_assert_int_eq(crew_queue_push(gate_q, "t"), 0);
-}
-
-/* In the test: the next post, failing after 10 s instead of hanging. */
-static uint64_t take(void)
-{
-  uint64_t v = 0;
-  ck_assert_msg(crew_queue_pop_timed(box_q, &v, TAKE_LIMIT) == 0,
-                "waited 10 s for a post from a task");
-  return v;
-}
-
-/* ============================================================== pools */
-
-static crew_config pcfg(size_t workers, size_t capacity)
-{
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = workers;
-  cfg.queue_capacity = capacity;
-  return cfg;
-}
-
-static crew_pool *pcreate(const crew_config *cfg)
-{
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
-  ck_assert_ptr_nonnull(pool);
-  return pool;
-}
-
-static crew_pool *ppool(size_t workers, size_t capacity)
-{
-  crew_config cfg = pcfg(workers, capacity);
-  return pcreate(&cfg);
-}
-
-/* ============================================================== tasks */
-
-/* in: int64_t x; out (if any): x + 1. Counts its run in shm->ran. */
-static int add_task(const void *in, void *out)
-{
-  int64_t x = *(const int64_t *)in;
-  if (out != NULL)
-    *(int64_t *)out = x + 1;
-  atomic_fetch_add(&shm->ran, 1);
-  return 0;
-}
-
-/* Returns the int it gets. */
-static int status_task(const void *in, void *out)
-{
-  (void)out;
-  return *(const int *)in;
-}
-
-/* Posts its pid, waits at the gate, counts its run; out (if any): pid. */
-static int gated_task(const void *in, void *out)
-{
-  (void)in;
-  post((uint64_t)getpid());
-  int rc = gate_wait();
-  if (out != NULL)
-    *(int64_t *)out = getpid();
-  atomic_fetch_add(&shm->ran, 1);
-  return rc;
-}
-
-/*
- * A task that calls exit() runs the atexit handlers of the image it was
- * forked from, LeakSanitizer's among them. In a worker, forked from the fork
- * server, itself forked from the pool's manager thread, the test's main
- * stack is no thread's stack, so everything only it points to looks leaked:
- * LSan's report would be about the fork, not about a leak. The exit crash
- * turns leak checking off in that worker just before it exits.
- */
-static volatile sig_atomic_t exiting_on_purpose;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-  return exiting_on_purpose;
-}
-
-enum crash_kind {
-  CRASH_SEGV = 1,
-  CRASH_ABORT = 2,
-  CRASH_EXIT3 = 3,
-  CRASH_EXIT0 = 4,
-  CRASH_KILLED = 5 /* posts its pid and waits for the test's SIGKILL */
-};
-
-/* Dies as in says; returns 99 if it survived. */
-static int crash_task(const void *in, void *out)
-{
-  (void)out;
-  switch (*(const int *)in) {
-  case CRASH_SEGV:
-    raise(SIGSEGV);
-    break;
-  case CRASH_ABORT:
-    abort();
-  case CRASH_EXIT3:
-    _exit(3);
-  case CRASH_EXIT0:
-    exiting_on_purpose = 1;
-    exit(0);
-  case CRASH_KILLED:
-    post((uint64_t)getpid());
-    for (;;)
-      pause();
-  default:
-    break;
-  }
-  return 99;
-}
 
 /* ========================================================= contract */
 

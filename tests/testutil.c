@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 void gate_init(gate *g)
@@ -71,6 +72,14 @@ size_t scaled(size_t n)
   const char *s = getenv("CREW_STRESS_SCALE");
   long k = s != NULL ? strtol(s, NULL, 10) : 1;
   return n * (size_t)(k > 0 ? k : 1);
+}
+
+void *shared_map(size_t size)
+{
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  ck_assert_msg(p != MAP_FAILED, "mmap of %zu shared bytes failed", size);
+  return p;
 }
 
 crew_pool *make_pool(size_t workers, size_t capacity)

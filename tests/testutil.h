@@ -79,6 +79,10 @@ uint64_t now_ns(void);
 /* n times CREW_STRESS_SCALE (default 1, at least 1). */
 size_t scaled(size_t n);
 
+/* A MAP_SHARED anonymous mapping of size bytes (every process forked after
+ * it shares it), asserting the mmap succeeds. */
+void *shared_map(size_t size);
+
 /* A pool with `workers` workers and the given queue capacity (0: default). */
 crew_pool *make_pool(size_t workers, size_t capacity);
 

@@ -1,0 +1,144 @@
+/* proctest.c - see proctest.h. */
+#include "proctest.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+crew_queue *gate_q;
+crew_queue *box_q;
+struct shm *shm;
+_Atomic uint32_t *hits;
+size_t nhits;
+
+void shared_setup(size_t n)
+{
+  ck_assert_int_eq(crew_queue_create(&gate_q, 1024, 1, CREW_SHARED), 0);
+  ck_assert_int_eq(
+      crew_queue_create(&box_q, 4096, sizeof(uint64_t), CREW_SHARED), 0);
+  shm = shared_map(sizeof *shm);
+  nhits = n > 0 ? n : 1;
+  hits = shared_map(nhits * sizeof *hits);
+}
+
+void shared_teardown(void)
+{
+  munmap((void *)hits, nhits * sizeof *hits);
+  munmap(shm, sizeof *shm);
+  crew_queue_destroy(box_q);
+  crew_queue_destroy(gate_q);
+}
+
+void reset_hits(size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    atomic_store_explicit(&hits[i], 0, memory_order_relaxed);
+}
+
+void post(uint64_t v)
+{
+  crew_queue_push(box_q, &v);
+}
+
+int gate_wait(void)
+{
+  char token;
+  return crew_queue_pop(gate_q, &token) == 0 ? 0 : 1;
+}
+
+void open_gate(size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(crew_queue_push(gate_q, "t"), 0);
+}
+
+uint64_t take(void)
+{
+  uint64_t v = 0;
+  ck_assert_msg(crew_queue_pop_timed(box_q, &v, TAKE_LIMIT) == 0,
+                "waited 10 s for a post from a task");
+  return v;
+}
+
+char sentinel;
+
+crew_config pcfg(size_t workers, size_t capacity)
+{
+  crew_config cfg;
+  crew_config_init(&cfg);
+  cfg.mode = CREW_PROCESSES;
+  cfg.workers = workers;
+  cfg.queue_capacity = capacity;
+  return cfg;
+}
+
+crew_pool *pcreate(const crew_config *cfg)
+{
+  crew_pool *pool = NULL;
+  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
+  ck_assert_ptr_nonnull(pool);
+  return pool;
+}
+
+crew_pool *ppool(size_t workers, size_t capacity)
+{
+  crew_config cfg = pcfg(workers, capacity);
+  return pcreate(&cfg);
+}
+
+int add_task(const void *in, void *out)
+{
+  int64_t x = *(const int64_t *)in;
+  if (out != NULL)
+    *(int64_t *)out = x + 1;
+  atomic_fetch_add(&shm->ran, 1);
+  return 0;
+}
+
+int status_task(const void *in, void *out)
+{
+  (void)out;
+  return *(const int *)in;
+}
+
+int gated_task(const void *in, void *out)
+{
+  (void)in;
+  post((uint64_t)getpid());
+  int rc = gate_wait();
+  if (out != NULL)
+    *(int64_t *)out = getpid();
+  atomic_fetch_add(&shm->ran, 1);
+  return rc;
+}
+
+volatile sig_atomic_t exiting_on_purpose;
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
+{
+  return exiting_on_purpose;
+}
+
+int crash_task(const void *in, void *out)
+{
+  (void)out;
+  switch (*(const int *)in) {
+  case CRASH_SEGV:
+    raise(SIGSEGV);
+    break;
+  case CRASH_ABORT:
+    abort();
+  case CRASH_EXIT3:
+    _exit(3);
+  case CRASH_EXIT0:
+    exiting_on_purpose = 1;
+    exit(0);
+  case CRASH_KILLED:
+    post((uint64_t)getpid());
+    for (;;)
+      pause();
+  default:
+    break;
+  }
+  return 99;
+}
