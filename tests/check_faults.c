@@ -537,10 +537,11 @@ static int post_pid_init(void *arg)
 
 /*
  * catalog 38: the parent is SIGKILLed while its workers are idle, blocked
- * in their wait for work (check_procpool workers_die_with_a_killed_parent
- * has them busy). Every worker and the fork server are gone within 1 s:
- * the server dies with the parent (PR_SET_PDEATHSIG), each worker with the
- * server (PR_SET_PDEATHSIG against a single-threaded process).
+ * in their wait for work (check_procpool_hygiene
+ * workers_die_with_a_killed_parent has them busy). Every worker and the
+ * fork server are gone within 1 s: the server dies with the parent
+ * (PR_SET_PDEATHSIG), each worker with the server (PR_SET_PDEATHSIG against
+ * a single-threaded process).
  */
 START_TEST(idle_workers_die_with_a_killed_parent)
 {
@@ -664,7 +665,7 @@ static int spin_task(const void *in, void *out)
  * catalog 40: a task spinning on the CPU past task_timeout_ns: its worker
  * is killed, the future resolves CREW_EDEADLINE, the tasks queued behind it
  * run on the replacement. (Sleeping tasks and their process groups:
- * check_procpool a_task_past_its_deadline_is_killed_with_its_group,
+ * check_procpool_crash a_task_past_its_deadline_is_killed_with_its_group,
  * each_deadline_kill_costs_one_replacement.)
  */
 START_TEST(a_spinning_task_is_killed_at_its_deadline)
@@ -1014,7 +1015,7 @@ static int triple_item(const void *in, void *out)
  * 1 (a map chunk counts as one) with 2 workers and 8 chunks: runners are
  * recycled after each chunk and re-queued while chunks remain; every item
  * runs exactly once. (Submitted tasks with a backlog far above workers x
- * limit: check_procpool workers_are_recycled_after_max_tasks.)
+ * limit: check_procpool_crash workers_are_recycled_after_max_tasks.)
  */
 START_TEST(map_runners_are_recycled_with_a_backlog)
 {
@@ -1044,14 +1045,14 @@ END_TEST
 
 /* Map item {x, what}: what 1 fails with status 7, 2 crashes the worker;
  * out = 3x. */
-struct fail_item {
+struct fault_item {
   int64_t x;
   int64_t what;
 };
 
-static int fail_item_task(const void *in, void *out)
+static int fault_item_task(const void *in, void *out)
 {
-  const struct fail_item *it = in;
+  const struct fault_item *it = in;
   if (it->what == 2)
     raise(SIGSEGV);
   *(int64_t *)out = 3 * it->x;
@@ -1072,14 +1073,14 @@ START_TEST(a_map_failure_before_a_crash_in_its_chunk_wins)
   shared_setup(0);
   crew_config cfg = flt_cfg(1);
   crew_pool *pool = pcreate(&cfg);
-  struct fail_item in[N];
+  struct fault_item in[N];
   int64_t out[N];
   for (int i = 0; i < N; i++) {
-    in[i] = (struct fail_item){.x = i, .what = i == 1 ? 1 : i == 3 ? 2 : 0};
+    in[i] = (struct fault_item){.x = i, .what = i == 1 ? 1 : i == 3 ? 2 : 0};
     out[i] = -1;
   }
   ck_assert_int_eq(
-      crew_map(pool, fail_item_task, in, sizeof in[0], out, sizeof out[0], N),
+      crew_map(pool, fault_item_task, in, sizeof in[0], out, sizeof out[0], N),
       7);
   ck_assert_int_eq(out[0], 0);
   ck_assert_int_eq(out[1], 3);

@@ -142,3 +142,66 @@ int crash_task(const void *in, void *out)
   }
   return 99;
 }
+
+crew_future *submit_add(crew_pool *pool, int64_t x)
+{
+  crew_future *f = NULL;
+  ck_assert_int_eq(crew_submit(pool, add_task, &x, sizeof x, sizeof x, &f), 0);
+  ck_assert_ptr_nonnull(f);
+  return f;
+}
+
+void expect_add(crew_future *f, int64_t x)
+{
+  int64_t out = -1;
+  ck_assert_int_eq(crew_future_get(f, &out, sizeof out), 0);
+  ck_assert_int_eq(out, x + 1);
+  crew_future_release(f);
+}
+
+void run_adds(crew_pool *pool, size_t n)
+{
+  crew_future **fs = calloc(n, sizeof *fs);
+  ck_assert_ptr_nonnull(fs);
+  for (size_t i = 0; i < n; i++)
+    quiet_assert_int_eq(crew_submit(pool, add_task, &(int64_t){(int64_t)i},
+                                    sizeof(int64_t), sizeof(int64_t), &fs[i]),
+                        0);
+  for (size_t i = 0; i < n; i++) {
+    int64_t out = -1;
+    quiet_assert_int_eq(crew_future_get(fs[i], &out, sizeof out), 0);
+    quiet_assert_int_eq(out, (int64_t)i + 1);
+    crew_future_release(fs[i]);
+  }
+  free(fs);
+}
+
+size_t hits_not_once(size_t n)
+{
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++)
+    wrong += atomic_load(&hits[i]) != 1;
+  return wrong;
+}
+
+int fail_item_task(const void *in, void *out)
+{
+  const struct fail_item *it = in;
+  if (it->crash)
+    raise(SIGSEGV);
+  *(int64_t *)out = it->x * 3;
+  atomic_fetch_add(&hits[it->x], 1);
+  return it->status;
+}
+
+struct fail_item *fail_items(size_t n, int64_t **out)
+{
+  struct fail_item *items = calloc(n, sizeof *items);
+  *out = malloc(n * sizeof **out);
+  ck_assert(items != NULL && *out != NULL);
+  for (size_t i = 0; i < n; i++) {
+    items[i].x = (int64_t)i;
+    (*out)[i] = -1;
+  }
+  return items;
+}

@@ -105,4 +105,29 @@ enum crash_kind {
  * survived. */
 int crash_task(const void *in, void *out);
 
+/* Submit add_task(x), asserting it is accepted. */
+crew_future *submit_add(crew_pool *pool, int64_t x);
+
+/* Wait for an add_task(x) future: status 0 and output x + 1; release it. */
+void expect_add(crew_future *f, int64_t x);
+
+/* n add tasks at once, then all their results (quietly). */
+void run_adds(crew_pool *pool, size_t n);
+
+/* How many of the first n items did not run exactly once. */
+size_t hits_not_once(size_t n);
+
+/* A map item that fails with `status`, or crashes its worker. */
+struct fail_item {
+  int64_t x;
+  int32_t status;
+  int32_t crash;
+};
+
+/* Map item: out = 3x, counted in hits[x]; returns `status` (or crashes). */
+int fail_item_task(const void *in, void *out);
+
+/* n items {i, 0, 0} and n outputs of -1 (the caller frees both). */
+struct fail_item *fail_items(size_t n, int64_t **out);
+
 #endif
