@@ -1,6 +1,7 @@
 /* proctest.c - see proctest.h. */
 #include "proctest.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -204,4 +205,58 @@ struct fail_item *fail_items(size_t n, int64_t **out)
     (*out)[i] = -1;
   }
   return items;
+}
+
+void wait_sleeping(pid_t pid)
+{
+  for (int i = 0; i < 5000; i++) {
+    if (proc_state(pid) == 'S')
+      return;
+    sched_yield();
+    if (i > 100)
+      pause_ms(1);
+  }
+  ck_abort_msg("process %d never blocked", (int)pid);
+}
+
+crew_config flt_cfg(size_t workers)
+{
+  crew_config cfg = pcfg(workers, 0);
+  cfg.name = "flt";
+  return cfg;
+}
+
+int counted_task(const void *in, void *out)
+{
+  const struct counted_in *c = in;
+  atomic_fetch_add(&shm->runs[c->id % NRUNS], 1);
+  if (out != NULL)
+    *(int64_t *)out = 2 * c->x + 1;
+  return 0;
+}
+
+crew_future *submit_counted(crew_pool *pool, int64_t x, uint32_t id)
+{
+  struct counted_in c = {.x = x, .id = id};
+  crew_future *f = NULL;
+  ck_assert_int_eq(
+      crew_submit(pool, counted_task, &c, sizeof c, sizeof(int64_t), &f), 0);
+  return f;
+}
+
+void expect_counted(crew_future *f, int64_t x, uint32_t id)
+{
+  int64_t out = -1;
+  ck_assert_int_eq(crew_future_get(f, &out, sizeof out), 0);
+  ck_assert_int_eq(out, 2 * x + 1);
+  ck_assert_uint_eq(atomic_load(&shm->runs[id]), 1);
+  crew_future_release(f);
+}
+
+int triple_item(const void *in, void *out)
+{
+  int64_t x = *(const int64_t *)in;
+  atomic_fetch_add(&shm->runs[x % NRUNS], 1);
+  *(int64_t *)out = 3 * x;
+  return 0;
 }

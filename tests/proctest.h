@@ -1,6 +1,7 @@
 /*
  * proctest.h - what the process-mode suites share (check_procpool*,
- * check_faults*).
+ * check_faults*): the shared state below, pools, and the tasks more than
+ * one suite submits.
  *
  * Tasks run in other processes, so they cannot touch the test's memory. They
  * talk to the test through what exists before the pool is created and is
@@ -129,5 +130,31 @@ int fail_item_task(const void *in, void *out);
 
 /* n items {i, 0, 0} and n outputs of -1 (the caller frees both). */
 struct fail_item *fail_items(size_t n, int64_t **out);
+
+/* Bounded poll (5 s) until pid sleeps: blocked in a wait. */
+void wait_sleeping(pid_t pid);
+
+/* A process pool of `workers` named "flt" (the hook knows its workers by
+ * that name). */
+crew_config flt_cfg(size_t workers);
+
+/* A counted task's input: x, and the id its runs are counted under. */
+struct counted_in {
+  int64_t x;
+  uint32_t id;
+  uint32_t pad;
+};
+
+/* out: 2x + 1; counts its run under its id. */
+int counted_task(const void *in, void *out);
+
+/* Submit counted_task(x) under id, asserting it is accepted. */
+crew_future *submit_counted(crew_pool *pool, int64_t x, uint32_t id);
+
+/* A counted task's future resolved with its output, and it ran once. */
+void expect_counted(crew_future *f, int64_t x, uint32_t id);
+
+/* Map item: out = 3 * in; counts its run under in % NRUNS. */
+int triple_item(const void *in, void *out);
 
 #endif
