@@ -461,12 +461,7 @@ static void *no_op(void *arg)
   return arg;
 }
 
-/*
- * Start and join one thread before the baseline: a runtime that starts
- * threads of its own on the first pthread_create (ThreadSanitizer's
- * background thread) has them counted in the baseline, not as the test's.
- */
-static void settle_runtime_threads(void)
+void harness_settle_threads(void)
 {
   pthread_t t;
   if (pthread_create(&t, NULL, no_op, NULL) == 0)
@@ -480,7 +475,7 @@ static void setup_with(double timeout_s)
     stop_watchdog(); /* setup again without teardown (CK_NOFORK) */
   memset(&fixture, 0, sizeof fixture);
   fixture.owner = self;
-  settle_runtime_threads();
+  harness_settle_threads();
   harness_count(&fixture.base);
 
   double t = timeout_s * multiplier();

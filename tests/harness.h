@@ -87,4 +87,13 @@ void harness_teardown(void);
 /* tcase_set_timeout(tc, timeout_s) plus the checked fixture above. */
 void harness_tcase(TCase *tc, double timeout_s);
 
+/*
+ * Start and join one thread: a runtime that starts threads of its own on
+ * the first pthread_create (ThreadSanitizer's background thread) has them
+ * running from then on. Setup calls it before the baseline, so that they
+ * count there, not as the test's; a forked child calls it before a
+ * baseline of its own.
+ */
+void harness_settle_threads(void);
+
 #endif
