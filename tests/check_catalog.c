@@ -54,26 +54,6 @@
 
 /* ================================================================ helpers */
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-  quiet_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
-}
-
-static void join_thread(pthread_t t)
-{
-  quiet_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
-static uint64_t next_rand(uint64_t *state)
-{
-  uint64_t x = *state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  *state = x;
-  return x;
-}
-
 /* Busy for about ns nanoseconds (a task's "work"; never synchronisation). */
 static void spin_ns(uint64_t ns)
 {

@@ -138,15 +138,6 @@ static bool in_worker(void)
   return worker;
 }
 
-/* Deterministic garbage: xorshift. */
-static uint64_t next_random(uint64_t *s)
-{
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
-
 enum pattern {
   PAT_RANDOM = 0, /* random bytes */
   PAT_ONES,       /* every byte 0xff: SIZE_MAX lengths, NO_ENTRY... */
@@ -163,7 +154,7 @@ static void scribble(void *p, size_t n, int pattern, uint64_t seed)
   uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
   if (pattern == PAT_RANDOM) {
     for (size_t i = 0; i < n; i++)
-      b[i] = (unsigned char)next_random(&s);
+      b[i] = (unsigned char)next_rand(&s);
   } else if (pattern == PAT_ONES || pattern == PAT_ZERO) {
     memset(b, pattern == PAT_ONES ? 0xff : 0, n);
   } else if (pattern == PAT_OFF_BY_ONE) {

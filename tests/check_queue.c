@@ -51,12 +51,6 @@ static bool all_bytes(const void *p, unsigned char b, size_t n)
   return true;
 }
 
-/* Join a test thread; one that never ends runs into the TCase timeout. */
-static void join_thread(pthread_t th)
-{
-  ck_assert_int_eq(pthread_join(th, NULL), 0);
-}
-
 /* -------------------------------------------- one call on its own thread */
 
 typedef enum op_kind {
@@ -1365,15 +1359,6 @@ typedef struct mpmc_thread {
   pthread_t th;
 } mpmc_thread;
 
-static uint64_t xorshift(uint64_t *s)
-{
-  uint64_t x = *s;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return *s = x;
-}
-
 /* Push items seq .. seq + n - 1 of producer `id` in one of many ways. */
 static void produce(mpmc *m, uint32_t id, uint64_t seq, size_t n, uint64_t r)
 {
@@ -1429,7 +1414,7 @@ static void *producer_main(void *arg)
   mpmc *m = t->m;
   uint64_t rng = 0x9E3779B97F4A7C15ull * (t->id + 1);
   for (uint64_t seq = 0; seq < m->per_producer;) {
-    uint64_t r = xorshift(&rng);
+    uint64_t r = next_rand(&rng);
     size_t n = 1;
     if (m->mixed && r % 5 == 4) {
       n = 1 + (size_t)(r >> 8) % 8;
@@ -1524,7 +1509,7 @@ static void *consumer_main(void *arg)
   uint64_t *last = calloc(m->producers, sizeof *last);
   ck_assert_ptr_nonnull(last);
   uint64_t rng = 0xD1B54A32D192ED03ull * (t->id + 7);
-  while (consume_some(m, last, xorshift(&rng) >> 3))
+  while (consume_some(m, last, next_rand(&rng) >> 3))
     ;
   free(last);
   return NULL;

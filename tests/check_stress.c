@@ -65,27 +65,6 @@ static double watchdog(void)
   return (double)scaled(120);
 }
 
-/* A small deterministic generator for the tests' choices. */
-static uint64_t next_rand(uint64_t *state)
-{
-  uint64_t x = *state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  *state = x;
-  return x;
-}
-
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-  quiet_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
-}
-
-static void join_thread(pthread_t t)
-{
-  quiet_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
 /* Shut the pool down with CREW_DRAIN and read its final counters. */
 static crew_stats drain_and_stats(crew_pool *pool)
 {

@@ -60,6 +60,26 @@ void signal_fini(signal_box *s)
   crew_queue_destroy(s->posts);
 }
 
+void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+  quiet_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
+}
+
+void join_thread(pthread_t t)
+{
+  quiet_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+uint64_t next_rand(uint64_t *state)
+{
+  uint64_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  *state = x;
+  return x;
+}
+
 uint64_t now_ns(void)
 {
   struct timespec ts;

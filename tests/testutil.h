@@ -9,6 +9,7 @@
 #include <crew.h>
 
 #include <check.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +73,15 @@ void signal_fini(signal_box *s);
 #define quiet_assert_uint_lt(X, Y)  quiet_cmp_(uintmax_t, "%ju", X, <, Y)
 #define quiet_assert_ptr_nonnull(P) quiet_assert((P) != NULL)
 #define quiet_assert_ptr_null(P)    quiet_assert((P) == NULL)
+
+/* pthread_create and pthread_join, quietly asserting they succeed. A thread
+ * that never ends runs into the TCase timeout. */
+void start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+void join_thread(pthread_t t);
+
+/* A small deterministic generator (xorshift64) for the tests' choices:
+ * advances *state (never 0) and returns it. */
+uint64_t next_rand(uint64_t *state);
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 uint64_t now_ns(void);
