@@ -42,13 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef CREW_TEST_HOOKS
-#include <crew/testhook.h>
-#endif
-#ifdef CAT20_DEBUG
-#include <execinfo.h>
-#endif
-
 /* ================================================================ futures */
 
 /*
@@ -164,93 +157,110 @@ static void oc_callback(crew_future *f, void *arg)
   atomic_fetch_add(&c->calls, 1);
 }
 
-START_TEST(catalog25_outcome_matrix)
-{
-  enum outcome o = (enum outcome)_i;
-  bool procs = o >= O_P_SUCCESS;
-  static const int expect[O_COUNT] = {[O_SUCCESS] = 0,
-                                      [O_ERROR] = 7,
-                                      [O_CANCEL_QUEUED] = CREW_ECANCELED,
-                                      [O_CANCEL_RUNNING] = 0,
-                                      [O_SHUTDOWN_CANCEL] = CREW_ECANCELED,
-                                      [O_P_SUCCESS] = 0,
-                                      [O_P_CRASH] = CREW_ECRASHED,
-                                      [O_P_DEADLINE] = CREW_EDEADLINE,
-                                      [O_P_CANCEL_QUEUED] = CREW_ECANCELED};
-  bool runs = expect[o] >= 0;
+static const int oc_expect[O_COUNT] = {[O_SUCCESS] = 0,
+                                       [O_ERROR] = 7,
+                                       [O_CANCEL_QUEUED] = CREW_ECANCELED,
+                                       [O_CANCEL_RUNNING] = 0,
+                                       [O_SHUTDOWN_CANCEL] = CREW_ECANCELED,
+                                       [O_P_SUCCESS] = 0,
+                                       [O_P_CRASH] = CREW_ECRASHED,
+                                       [O_P_DEADLINE] = CREW_EDEADLINE,
+                                       [O_P_CANCEL_QUEUED] = CREW_ECANCELED};
+
+/* One run of the matrix: its outcome, its pool, its future and what
+ * watches it. */
+struct oc_run {
+  enum outcome o;
+  bool procs, runs, queued;
   gate g;
-  gate_init(&g);
-  signal_box started, ready, woke;
-  signal_init(&started);
-  signal_init(&ready);
-  signal_init(&woke);
+  signal_box started, ready, woke, bready, bdone;
   crew_pool *pool;
-  if (procs) {
+  crew_future *blocker, *f;
+  struct oc_cb cbs[3];
+  struct oc_waiter ws[3];
+  struct bg_shutdown b;
+};
+
+/* Submit the task (behind a blocker when it must stay queued), add two
+ * callbacks and start three waiters: none returns before it resolves. */
+static void oc_start(struct oc_run *r, enum outcome o)
+{
+  r->o = o;
+  r->procs = o >= O_P_SUCCESS;
+  r->runs = oc_expect[o] >= 0;
+  gate_init(&r->g);
+  signal_init(&r->started);
+  signal_init(&r->ready);
+  signal_init(&r->woke);
+  if (r->procs) {
     shared_setup(0);
-    pool = make_proc_pool(1, o == O_P_DEADLINE ? 300 * MS : 0, 0);
+    r->pool = make_proc_pool(1, o == O_P_DEADLINE ? 300 * MS : 0, 0);
   } else {
-    pool = make_pool(1, 8);
+    r->pool = make_pool(1, 8);
   }
   struct oc_in in = {
-      .g = &g, .started = &started, .status = 7 * (o == O_ERROR)};
+      .g = &r->g, .started = &r->started, .status = 7 * (o == O_ERROR)};
   in.how = o == O_P_CRASH ? 1 : o == O_P_DEADLINE ? 2 : 0;
-  crew_fn fn = procs ? oc_proc_task : oc_thread_task;
-  bool queued =
+  crew_fn fn = r->procs ? oc_proc_task : oc_thread_task;
+  r->queued =
       o == O_CANCEL_QUEUED || o == O_SHUTDOWN_CANCEL || o == O_P_CANCEL_QUEUED;
-  crew_future *blocker = NULL, *f = NULL;
-  if (queued) { /* a task in front keeps ours queued */
-    ck_assert_int_eq(crew_submit(pool, fn, &in, sizeof in, 0, &blocker), 0);
-    if (!procs)
-      signal_wait(&started, 1);
+  r->blocker = r->f = NULL;
+  if (r->queued) { /* a task in front keeps ours queued */
+    ck_assert_int_eq(crew_submit(r->pool, fn, &in, sizeof in, 0, &r->blocker),
+                     0);
+    if (!r->procs)
+      signal_wait(&r->started, 1);
   }
-  ck_assert_int_eq(crew_submit(pool, fn, &in, sizeof in, OUT_BYTES, &f), 0);
-  struct oc_cb cbs[3];
+  ck_assert_int_eq(crew_submit(r->pool, fn, &in, sizeof in, OUT_BYTES, &r->f),
+                   0);
   for (int i = 0; i < 3; i++) {
-    atomic_init(&cbs[i].calls, 0);
-    atomic_init(&cbs[i].bad, 0);
+    atomic_init(&r->cbs[i].calls, 0);
+    atomic_init(&r->cbs[i].bad, 0);
   }
-  ck_assert_int_eq(crew_future_on_done(f, oc_callback, &cbs[0]), 0);
-  ck_assert_int_eq(crew_future_on_done(f, oc_callback, &cbs[1]), 0);
-  struct oc_waiter ws[3];
+  ck_assert_int_eq(crew_future_on_done(r->f, oc_callback, &r->cbs[0]), 0);
+  ck_assert_int_eq(crew_future_on_done(r->f, oc_callback, &r->cbs[1]), 0);
   for (int i = 0; i < 3; i++) {
-    ws[i] = (struct oc_waiter){
-        .f = f, .how = i, .ready = &ready, .woke = &woke, .rc = 99};
-    atomic_init(&ws[i].returns, 0);
-    start_thread(&ws[i].th, oc_waiter_main, &ws[i]);
+    r->ws[i] = (struct oc_waiter){
+        .f = r->f, .how = i, .ready = &r->ready, .woke = &r->woke, .rc = 99};
+    atomic_init(&r->ws[i].returns, 0);
+    start_thread(&r->ws[i].th, oc_waiter_main, &r->ws[i]);
   }
-  signal_wait(&ready, 3);
-  ck_assert_int_eq(signal_try(&woke, NEG_WAIT), CREW_ETIMEDOUT);
-  ck_assert(!crew_future_done(f));
+  signal_wait(&r->ready, 3);
+  ck_assert_int_eq(signal_try(&r->woke, NEG_WAIT), CREW_ETIMEDOUT);
+  ck_assert(!crew_future_done(r->f));
+}
 
-  struct bg_shutdown b = {.pool = pool, .how = CREW_CANCEL, .rc = 99};
-  signal_box bready, bdone;
-  signal_init(&bready);
-  signal_init(&bdone);
-  switch (o) {
+/* Bring about the outcome. */
+static void oc_resolve(struct oc_run *r)
+{
+  r->b = (struct bg_shutdown){.pool = r->pool, .how = CREW_CANCEL, .rc = 99};
+  signal_init(&r->bready);
+  signal_init(&r->bdone);
+  switch (r->o) {
   case O_SUCCESS:
   case O_ERROR:
-    gate_open(&g, 1);
+    gate_open(&r->g, 1);
     break;
   case O_CANCEL_QUEUED:
   case O_P_CANCEL_QUEUED:
-    ck_assert_int_eq(crew_future_cancel(f), 0);
+    ck_assert_int_eq(crew_future_cancel(r->f), 0);
     break;
   case O_CANCEL_RUNNING:
-    signal_wait(&started, 1);
-    ck_assert_int_eq(crew_future_cancel(f), CREW_EBUSY);
-    ck_assert(!crew_future_done(f));
-    gate_open(&g, 1);
+    signal_wait(&r->started, 1);
+    ck_assert_int_eq(crew_future_cancel(r->f), CREW_EBUSY);
+    ck_assert(!crew_future_done(r->f));
+    gate_open(&r->g, 1);
     break;
   case O_SHUTDOWN_CANCEL:
-    b.ready = &bready;
-    b.done = &bdone;
-    start_thread(&b.th, bg_shutdown_main, &b);
-    signal_wait(&bready, 1);
+    r->b.ready = &r->bready;
+    r->b.done = &r->bdone;
+    start_thread(&r->b.th, bg_shutdown_main, &r->b);
+    signal_wait(&r->bready, 1);
     /* Once the shutdown has begun (a map of nothing says CREW_ECLOSED),
      * the blocker may end: the worker then drops our task. */
-    while (crew_map(pool, noop_task, NULL, 0, NULL, 0, 0) == 0)
+    while (crew_map(r->pool, noop_task, NULL, 0, NULL, 0, 0) == 0)
       sched_yield();
-    gate_open(&g, 1);
+    gate_open(&r->g, 1);
     break;
   case O_P_SUCCESS:
   case O_P_CRASH:
@@ -260,56 +270,83 @@ START_TEST(catalog25_outcome_matrix)
     open_gate(1);
     break;
   }
-  signal_wait(&woke, 3);
+}
+
+/* Every waiter woke once with the final status; the output is there only
+ * if the task ran. */
+static void oc_check_waiters(struct oc_run *r, const unsigned char *want,
+                             const unsigned char *none)
+{
+  int expect = oc_expect[r->o];
+  signal_wait(&r->woke, 3);
   for (int i = 0; i < 3; i++) {
-    join_thread(ws[i].th);
-    ck_assert_int_eq(atomic_load(&ws[i].returns), 1);
-    ck_assert_msg(ws[i].rc == expect[o], "waiter %d got %d, expected %d", i,
-                  ws[i].rc, expect[o]);
+    join_thread(r->ws[i].th);
+    ck_assert_int_eq(atomic_load(&r->ws[i].returns), 1);
+    ck_assert_msg(r->ws[i].rc == expect, "waiter %d got %d, expected %d", i,
+                  r->ws[i].rc, expect);
   }
+  ck_assert_int_eq(memcmp(r->ws[1].out, r->runs ? want : none, OUT_BYTES), 0);
+}
+
+/* Release what is in front, and finish the shutdown. */
+static void oc_release_front(struct oc_run *r)
+{
+  if (r->queued && !r->procs && r->o != O_SHUTDOWN_CANCEL)
+    gate_open(&r->g, 1);
+  if (r->queued && r->procs)
+    open_gate(1);
+  if (r->o == O_SHUTDOWN_CANCEL) {
+    signal_wait(&r->bdone, 1);
+    join_thread(r->b.th);
+    ck_assert_int_eq(r->b.rc, 0);
+  }
+  if (r->blocker != NULL) {
+    ck_assert_int_eq(crew_future_wait(r->blocker), 0);
+    crew_future_release(r->blocker);
+  }
+}
+
+static void oc_fini(struct oc_run *r)
+{
+  if (r->procs)
+    shared_teardown();
+  signal_fini(&r->bready);
+  signal_fini(&r->bdone);
+  signal_fini(&r->started);
+  signal_fini(&r->ready);
+  signal_fini(&r->woke);
+  gate_fini(&r->g);
+}
+
+START_TEST(catalog25_outcome_matrix)
+{
+  struct oc_run r;
+  oc_start(&r, (enum outcome)_i);
+  int expect = oc_expect[r.o];
+  oc_resolve(&r);
   unsigned char want[OUT_BYTES], none[OUT_BYTES];
   oc_fill(want);
   memset(none, 0xEE, sizeof none);
-  ck_assert_int_eq(memcmp(ws[1].out, runs ? want : none, OUT_BYTES), 0);
-  /* Release what is in front, and finish the shutdown. */
-  if (queued && !procs && o != O_SHUTDOWN_CANCEL)
-    gate_open(&g, 1);
-  if (queued && procs)
-    open_gate(1);
-  if (o == O_SHUTDOWN_CANCEL) {
-    signal_wait(&bdone, 1);
-    join_thread(b.th);
-    ck_assert_int_eq(b.rc, 0);
-  }
-  if (blocker != NULL) {
-    ck_assert_int_eq(crew_future_wait(blocker), 0);
-    crew_future_release(blocker);
-  }
-  ck_assert_int_eq(crew_future_status(f), expect[o]);
-  ck_assert_int_eq(crew_future_cancel(f), CREW_EBUSY);
-  ck_assert_int_eq(crew_future_wait(f), expect[o]);
+  oc_check_waiters(&r, want, none);
+  oc_release_front(&r);
+  ck_assert_int_eq(crew_future_status(r.f), expect);
+  ck_assert_int_eq(crew_future_cancel(r.f), CREW_EBUSY);
+  ck_assert_int_eq(crew_future_wait(r.f), expect);
   /* Added after resolution: runs once, at once if the earlier callbacks
    * have run, else after them on the resolving thread (future.h); by the
    * end of destroy in any case. */
-  ck_assert_int_eq(crew_future_on_done(f, oc_callback, &cbs[2]), 0);
-  crew_pool_destroy(pool);
+  ck_assert_int_eq(crew_future_on_done(r.f, oc_callback, &r.cbs[2]), 0);
+  crew_pool_destroy(r.pool);
   for (int i = 0; i < 3; i++) {
-    ck_assert_int_eq(atomic_load(&cbs[i].calls), 1);
-    ck_assert_int_eq(atomic_load(&cbs[i].bad), 0);
+    ck_assert_int_eq(atomic_load(&r.cbs[i].calls), 1);
+    ck_assert_int_eq(atomic_load(&r.cbs[i].bad), 0);
   }
   unsigned char out[OUT_BYTES];
   memset(out, 0xEE, sizeof out);
-  ck_assert_int_eq(crew_future_get(f, out, OUT_BYTES), expect[o]);
-  ck_assert_int_eq(memcmp(out, runs ? want : none, OUT_BYTES), 0);
-  crew_future_release(f);
-  if (procs)
-    shared_teardown();
-  signal_fini(&bready);
-  signal_fini(&bdone);
-  signal_fini(&started);
-  signal_fini(&ready);
-  signal_fini(&woke);
-  gate_fini(&g);
+  ck_assert_int_eq(crew_future_get(r.f, out, OUT_BYTES), expect);
+  ck_assert_int_eq(memcmp(out, r.runs ? want : none, OUT_BYTES), 0);
+  crew_future_release(r.f);
+  oc_fini(&r);
 }
 END_TEST
 

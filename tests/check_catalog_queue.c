@@ -49,9 +49,6 @@
 #ifdef CREW_TEST_HOOKS
 #include <crew/testhook.h>
 #endif
-#ifdef CAT20_DEBUG
-#include <execinfo.h>
-#endif
 
 /* ======================================================= queue semantics */
 

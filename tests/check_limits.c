@@ -66,14 +66,9 @@ const char *__tsan_default_options(void)
 
 /* ============================================ resource limits, bad input */
 
-/*
- * catalog 58: capacity arithmetic. capacity * item_size that overflows
- * size_t is CREW_EINVAL; one that does not but cannot be allocated is
- * CREW_ENOMEM; never a queue smaller than asked (a queue of capacity c holds
- * exactly c items, whatever c's rounding). The same for the pool's queue
- * and for crew_map's and the batch calls' count * stride.
- */
-START_TEST(catalog58_capacity_arithmetic)
+/* catalog 58, queues: sizes that overflow are CREW_EINVAL, sizes that
+ * cannot be allocated CREW_ENOMEM, and no queue is left behind. */
+static void queue_sizes_that_overflow_or_cannot_be_had(void)
 {
   crew_queue *q = NULL;
   const struct {
@@ -99,7 +94,13 @@ START_TEST(catalog58_capacity_arithmetic)
       ck_assert_ptr_null(q);
     }
   }
-  /* capacities around powers of two hold exactly what was asked */
+}
+
+/* catalog 58: capacities around powers of two hold exactly what was
+ * asked. */
+static void queue_capacities_are_exact(void)
+{
+  crew_queue *q = NULL;
   const size_t caps[] = {1, 2, 3, 7, 8, 9, 31, 33, 1023, 1025};
   for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
     ck_assert_int_eq(crew_queue_create(&q, caps[i], sizeof(int), 0), 0);
@@ -116,7 +117,12 @@ START_TEST(catalog58_capacity_arithmetic)
     }
     crew_queue_destroy(q);
   }
-  /* the batch calls: count * item_size overflowing */
+}
+
+/* catalog 58, the batch calls: count * item_size overflowing. */
+static void batch_counts_that_overflow(void)
+{
+  crew_queue *q = NULL;
   ck_assert_int_eq(crew_queue_create(&q, 4, 8, 0), 0);
   char buf[64];
   size_t moved = 99;
@@ -127,8 +133,12 @@ START_TEST(catalog58_capacity_arithmetic)
                    CREW_EINVAL);
   ck_assert_uint_eq(moved, 0);
   crew_queue_destroy(q);
+}
 
-  /* the pool: a queue whose size overflows; workers over the maximum */
+/* catalog 58, the pool: a queue whose size overflows; workers over the
+ * maximum. */
+static void pool_sizes_that_overflow(void)
+{
   crew_config cfg;
   crew_config_init(&cfg);
   crew_pool *pool = NULL;
@@ -149,9 +159,24 @@ START_TEST(catalog58_capacity_arithmetic)
   cfg.queue_capacity = SIZE_MAX;
   ck_assert_int_eq(crew_pool_create(&pool, &cfg), CREW_EINVAL);
   ck_assert_ptr_null(pool);
+}
+
+/*
+ * catalog 58: capacity arithmetic. capacity * item_size that overflows
+ * size_t is CREW_EINVAL; one that does not but cannot be allocated is
+ * CREW_ENOMEM; never a queue smaller than asked (a queue of capacity c holds
+ * exactly c items, whatever c's rounding). The same for the pool's queue
+ * and for crew_map's and the batch calls' count * stride.
+ */
+START_TEST(catalog58_capacity_arithmetic)
+{
+  queue_sizes_that_overflow_or_cannot_be_had();
+  queue_capacities_are_exact();
+  batch_counts_that_overflow();
+  pool_sizes_that_overflow();
 
   /* crew_map: count * stride overflowing, on an open pool */
-  pool = pool_with(CREW_THREADS, 1, 4, 0, 0, "hyg58");
+  crew_pool *pool = pool_with(CREW_THREADS, 1, 4, 0, 0, "hyg58");
   int one[1] = {0};
   ck_assert_int_eq(
       crew_map(pool, task_value, one, SIZE_MAX / 2 + 1, NULL, 0, 2),
@@ -201,6 +226,93 @@ static void *call_with_huge_timeout(void *arg)
   return NULL;
 }
 
+/* What the huge waits of catalog 59 wait on: a queue of one int, a thread
+ * pool of one worker and one slot with a gate, a gate for a process. */
+struct huge_env {
+  crew_queue *q;
+  struct xgate xg;
+  signal_box done, started;
+  crew_pool *pool;
+  gate g;
+};
+
+/* Make what the call of `kind` waits on wait: a full queue, a parked task
+ * (and a full queue of one behind it), a process at its gate. */
+static void huge_block(struct huge_env *e, struct huge_wait *h,
+                       crew_future **held, crew_future **queued)
+{
+  int v = 0;
+  if (h->kind == 1)
+    ck_assert_int_eq(crew_queue_push(e->q, &v), 0); /* full */
+  if (h->kind == 2 || h->kind == 3) {
+    struct tgated_in in = {&e->g, &e->started, 4};
+    ck_assert_int_eq(crew_submit(e->pool, task_tgated, &in, sizeof in, 0, held),
+                     0);
+    signal_wait(&e->started, 1);
+    h->f = *held;
+    if (h->kind == 3) /* and the queue of one full */
+      ck_assert_int_eq(
+          crew_submit(e->pool, task_value, &v, sizeof v, 0, queued), 0);
+  }
+  if (h->kind == 4)
+    ck_assert_int_eq(
+        crew_process_start(&h->p, task_child_waits, &e->xg, sizeof e->xg, 0),
+        0);
+}
+
+/* End the wait of `kind`: push, pop, open the gate. */
+static void huge_unblock(struct huge_env *e, int kind)
+{
+  int v = 0;
+  if (kind == 0)
+    ck_assert_int_eq(crew_queue_push(e->q, &v), 0);
+  else if (kind == 1)
+    ck_assert_int_eq(crew_queue_pop(e->q, &v), 0);
+  else if (kind == 2 || kind == 3)
+    gate_open(&e->g, 1);
+  else
+    xgate_open(&e->xg, 1);
+}
+
+/* One call of `kind` with a huge timeout: it waits (no return after 30 ms),
+ * and returns 0 (a future wait: the task's status) once the wait is over. */
+static void huge_wait_once(struct huge_env *e, int kind, uint64_t timeout)
+{
+  struct huge_wait h = {
+      .kind = kind, .timeout = timeout, .q = e->q, .pool = e->pool};
+  h.done = &e->done;
+  atomic_init(&h.rc, -100);
+  crew_future *held = NULL, *queued = NULL;
+  huge_block(e, &h, &held, &queued);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, call_with_huge_timeout, &h), 0);
+  ck_assert_msg(signal_try(&e->done, 30 * MS) == CREW_ETIMEDOUT,
+                "kind %d timeout %llu returned %d at once", kind,
+                (unsigned long long)timeout, atomic_load(&h.rc));
+  huge_unblock(e, kind);
+  signal_wait(&e->done, 1);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  int want = kind == 2 ? 4 : 0; /* a future wait returns the status */
+  ck_assert_msg(atomic_load(&h.rc) == want, "kind %d timeout %llu: %d", kind,
+                (unsigned long long)timeout, atomic_load(&h.rc));
+  if (kind == 0 || kind == 1) {
+    int v;
+    ck_assert_uint_eq(crew_queue_size(e->q), kind == 0 ? 0 : 1);
+    if (kind == 1)
+      ck_assert_int_eq(crew_queue_pop(e->q, &v), 0);
+  }
+  if (held != NULL) {
+    ck_assert_int_eq(crew_future_wait(held), 4);
+    crew_future_release(held);
+  }
+  if (queued != NULL) {
+    ck_assert_int_eq(crew_future_wait(queued), 0);
+    crew_future_release(queued);
+  }
+  if (kind == 4)
+    crew_process_destroy(h.p);
+}
+
 /*
  * catalog 59 (and 5's values): timeouts are uint64_t nanoseconds, so
  * "negative" and "tv_nsec out of range" have no encoding; the edges are 0,
@@ -214,92 +326,32 @@ START_TEST(catalog59_timeout_arithmetic)
 {
   const uint64_t huge[] = {UINT64_MAX - 1, (uint64_t)INT64_MAX,
                            (uint64_t)INT64_MAX + 1, CREW_FOREVER};
-  crew_queue *q;
-  ck_assert_int_eq(crew_queue_create(&q, 1, sizeof(int), 0), 0);
+  struct huge_env e;
+  ck_assert_int_eq(crew_queue_create(&e.q, 1, sizeof(int), 0), 0);
   int v = 0;
   for (uint64_t t = 0; t <= 1; t++) {
     uint64_t t0 = now_ns();
-    ck_assert_int_eq(crew_queue_pop_timed(q, &v, t), CREW_ETIMEDOUT);
+    ck_assert_int_eq(crew_queue_pop_timed(e.q, &v, t), CREW_ETIMEDOUT);
     ck_assert_uint_lt(now_ns() - t0, 1000 * MS);
   }
   uint64_t t0 = now_ns();
-  ck_assert_int_eq(crew_queue_pop_timed(q, &v, 15 * MS), CREW_ETIMEDOUT);
+  ck_assert_int_eq(crew_queue_pop_timed(e.q, &v, 15 * MS), CREW_ETIMEDOUT);
   ck_assert_timed_out_in(t0, 15 * MS);
 
-  struct xgate xg;
-  xgate_init(&xg);
-  signal_box done;
-  signal_init(&done);
-  crew_pool *pool = pool_with(CREW_THREADS, 1, 1, 0, 0, "hyg59");
-  gate g;
-  signal_box started;
-  gate_init(&g);
-  signal_init(&started);
-  for (int kind = 0; kind < 5; kind++) {
-    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
-      struct huge_wait h = {.kind = kind,
-                            .timeout = huge[i],
-                            .q = q,
-                            .pool = pool,
-                            .done = &done};
-      atomic_init(&h.rc, -100);
-      crew_future *held = NULL, *queued = NULL;
-      if (kind == 1)
-        ck_assert_int_eq(crew_queue_push(q, &v), 0); /* full */
-      if (kind == 2 || kind == 3) {
-        struct tgated_in in = {&g, &started, 4};
-        ck_assert_int_eq(
-            crew_submit(pool, task_tgated, &in, sizeof in, 0, &held), 0);
-        signal_wait(&started, 1);
-        h.f = held;
-        if (kind == 3) /* and the queue of one full */
-          ck_assert_int_eq(
-              crew_submit(pool, task_value, &v, sizeof v, 0, &queued), 0);
-      }
-      if (kind == 4)
-        ck_assert_int_eq(
-            crew_process_start(&h.p, task_child_waits, &xg, sizeof xg, 0), 0);
-      pthread_t t;
-      ck_assert_int_eq(pthread_create(&t, NULL, call_with_huge_timeout, &h), 0);
-      ck_assert_msg(signal_try(&done, 30 * MS) == CREW_ETIMEDOUT,
-                    "kind %d timeout %llu returned %d at once", kind,
-                    (unsigned long long)huge[i], atomic_load(&h.rc));
-      if (kind == 0)
-        ck_assert_int_eq(crew_queue_push(q, &v), 0);
-      else if (kind == 1)
-        ck_assert_int_eq(crew_queue_pop(q, &v), 0);
-      else if (kind == 2 || kind == 3)
-        gate_open(&g, 1);
-      else
-        xgate_open(&xg, 1);
-      signal_wait(&done, 1);
-      ck_assert_int_eq(pthread_join(t, NULL), 0);
-      int want = kind == 2 ? 4 : 0; /* a future wait returns the status */
-      ck_assert_msg(atomic_load(&h.rc) == want, "kind %d timeout %llu: %d",
-                    kind, (unsigned long long)huge[i], atomic_load(&h.rc));
-      if (kind == 0 || kind == 1) {
-        ck_assert_uint_eq(crew_queue_size(q), kind == 0 ? 0 : 1);
-        if (kind == 1)
-          ck_assert_int_eq(crew_queue_pop(q, &v), 0);
-      }
-      if (held != NULL) {
-        ck_assert_int_eq(crew_future_wait(held), 4);
-        crew_future_release(held);
-      }
-      if (queued != NULL) {
-        ck_assert_int_eq(crew_future_wait(queued), 0);
-        crew_future_release(queued);
-      }
-      if (kind == 4)
-        crew_process_destroy(h.p);
-    }
-  }
-  crew_pool_destroy(pool);
-  signal_fini(&started);
-  gate_fini(&g);
-  signal_fini(&done);
-  xgate_fini(&xg);
-  crew_queue_destroy(q);
+  xgate_init(&e.xg);
+  signal_init(&e.done);
+  e.pool = pool_with(CREW_THREADS, 1, 1, 0, 0, "hyg59");
+  gate_init(&e.g);
+  signal_init(&e.started);
+  for (int kind = 0; kind < 5; kind++)
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
+      huge_wait_once(&e, kind, huge[i]);
+  crew_pool_destroy(e.pool);
+  signal_fini(&e.started);
+  gate_fini(&e.g);
+  signal_fini(&e.done);
+  xgate_fini(&e.xg);
+  crew_queue_destroy(e.q);
 }
 END_TEST
 
@@ -698,16 +750,8 @@ static int task_shuts_its_pool(const void *in, void *out)
   return crew_pool_shutdown(pool, CREW_CANCEL);
 }
 
-/*
- * catalog 63: invalid handles and calls. NULL everywhere gives the
- * documented error or no-op. Calls from inside tasks: shutdown from a task
- * of a thread pool is CREW_EBUSY (it begins, the outside joins); any pool
- * call from inside a worker process is CREW_EINVAL. Inherited handles in a
- * forked child: catalog 48. Destroyed handles are use after free (crew keeps
- * no canaries: not tested), and no crew call is documented as safe in a
- * signal handler (none is advertised: nothing to test).
- */
-START_TEST(catalog63_invalid_handles_and_calls)
+/* catalog 63, NULL handles of pools: the documented error or no-op. */
+static void null_pool_calls(void)
 {
   int v = 0;
   crew_stats st;
@@ -727,7 +771,12 @@ START_TEST(catalog63_invalid_handles_and_calls)
   crew_pool_destroy(NULL);
   ck_assert_int_eq(crew_pool_create(NULL, NULL), CREW_EINVAL);
   crew_config_init(NULL);
+}
 
+/* catalog 63, NULL handles of queues. */
+static void null_queue_calls(void)
+{
+  int v = 0;
   ck_assert_int_eq(crew_queue_create(NULL, 1, 1, 0), CREW_EINVAL);
   ck_assert_int_eq(crew_queue_push(NULL, &v), CREW_EINVAL);
   ck_assert_int_eq(crew_queue_pop(NULL, &v), CREW_EINVAL);
@@ -746,7 +795,11 @@ START_TEST(catalog63_invalid_handles_and_calls)
   crew_queue *q = NULL;
   ck_assert_int_eq(crew_queue_create(&q, 1, 1, 0x2), CREW_EINVAL);
   ck_assert_ptr_null(q);
+}
 
+/* catalog 63, NULL handles of futures and processes. */
+static void null_future_and_process_calls(void)
+{
   ck_assert_int_eq(crew_future_wait(NULL), CREW_EINVAL);
   ck_assert_int_eq(crew_future_wait_timed(NULL, 0), CREW_EINVAL);
   ck_assert_int_eq(crew_future_get(NULL, NULL, 0), CREW_EINVAL);
@@ -766,8 +819,12 @@ START_TEST(catalog63_invalid_handles_and_calls)
                    CREW_EINVAL);
   ck_assert_int_eq(crew_process_start(&p, task_value, NULL, 4, 0), CREW_EINVAL);
   ck_assert_ptr_null(p);
+}
 
-  /* bad arguments on live handles */
+/* catalog 63, bad arguments on live handles; returns the pool. */
+static crew_pool *bad_arguments_on_a_live_pool(void)
+{
+  crew_latency lat;
   crew_pool *pool = pool_with(CREW_THREADS, 1, 4, 0, 0, "hyg63");
   ck_assert_int_eq(crew_submit(pool, NULL, NULL, 0, 0, NULL), CREW_EINVAL);
   ck_assert_int_eq(crew_submit(pool, task_value, NULL, 4, 0, NULL),
@@ -786,8 +843,15 @@ START_TEST(catalog63_invalid_handles_and_calls)
   cfg.max_tasks_per_worker = 1;
   ck_assert_int_eq(crew_pool_create(&bad, &cfg), CREW_EINVAL);
   ck_assert_ptr_null(bad);
+  return pool;
+}
 
-  /* shutdown from inside a task: CREW_EBUSY; the outside joins */
+/* catalog 63, calls from inside tasks: shutdown from a task of a thread
+ * pool is CREW_EBUSY, and the outside joins; any pool call from inside a
+ * worker process is CREW_EINVAL. */
+static void calls_from_inside_tasks(crew_pool *pool)
+{
+  int v = 0, code = 0;
   crew_future *f;
   ck_assert_int_eq(
       crew_submit(pool, task_shuts_its_pool, &pool, sizeof pool, 0, &f), 0);
@@ -811,6 +875,23 @@ START_TEST(catalog63_invalid_handles_and_calls)
   ck_assert_int_eq(crew_future_wait(f), 0);
   crew_future_release(f);
   crew_pool_destroy(pool);
+}
+
+/*
+ * catalog 63: invalid handles and calls. NULL everywhere gives the
+ * documented error or no-op. Calls from inside tasks: shutdown from a task
+ * of a thread pool is CREW_EBUSY (it begins, the outside joins); any pool
+ * call from inside a worker process is CREW_EINVAL. Inherited handles in a
+ * forked child: catalog 48. Destroyed handles are use after free (crew keeps
+ * no canaries: not tested), and no crew call is documented as safe in a
+ * signal handler (none is advertised: nothing to test).
+ */
+START_TEST(catalog63_invalid_handles_and_calls)
+{
+  null_pool_calls();
+  null_queue_calls();
+  null_future_and_process_calls();
+  calls_from_inside_tasks(bad_arguments_on_a_live_pool());
 }
 END_TEST
 

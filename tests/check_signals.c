@@ -84,27 +84,12 @@ static void *submit_blocking(void *arg)
   return NULL;
 }
 
-/*
- * catalog 53: a signal storm (SIGALRM every 100 us, a handler without
- * SA_RESTART) during every blocking call: timed pop, timed and blocking
- * submit, timed and plain future waits, shutdown, process-mode submit, wait
- * and map, process join. crew has no EINTR error: every call returns what
- * it would without the storm, and timed calls end at their deadline.
- */
-START_TEST(catalog53_signal_storm)
+/* catalog 53, a thread pool of one worker held at a gate, its queue of one
+ * full: timed submit, timed wait, a blocked submit, shutdown. */
+static void storm_thread_pool_calls(void)
 {
-  struct sigaction old;
-  start_storm(&old);
-
-  crew_queue *q;
-  ck_assert_int_eq(crew_queue_create(&q, 1, sizeof(int), 0), 0);
-  int item;
-  uint64_t t0 = now_ns();
-  ck_assert_int_eq(crew_queue_pop_timed(q, &item, 30 * MS), CREW_ETIMEDOUT);
-  ck_assert_timed_out_in(t0, 30 * MS);
-  crew_queue_destroy(q);
-
-  /* a thread pool of one worker held at a gate, its queue of one full */
+  int item = 0;
+  uint64_t t0;
   crew_pool *pool = pool_with(CREW_THREADS, 1, 1, 0, 0, "hyg53");
   gate g;
   signal_box started, done;
@@ -149,8 +134,11 @@ START_TEST(catalog53_signal_storm)
   signal_fini(&done);
   signal_fini(&started);
   gate_fini(&g);
+}
 
-  /* process mode: submit, wait, map; and a crew_process join */
+/* catalog 53, process mode: submit, wait, map; and a crew_process join. */
+static void storm_process_calls(void)
+{
   struct xgate xg;
   xgate_init(&xg);
   crew_pool *procs = pool_with(CREW_PROCESSES, 2, 16, 0, 0, "hyg53p");
@@ -175,7 +163,7 @@ START_TEST(catalog53_signal_storm)
   ck_assert_int_eq(crew_process_start(&p, task_child_waits, &xg, sizeof xg, 0),
                    0);
   int code = -1;
-  t0 = now_ns();
+  uint64_t t0 = now_ns();
   ck_assert_int_eq(crew_process_join_timed(p, &code, 20 * MS), CREW_ETIMEDOUT);
   ck_assert_timed_out_in(t0, 20 * MS);
   xgate_open(&xg, 1);
@@ -185,6 +173,30 @@ START_TEST(catalog53_signal_storm)
   ck_assert_int_eq(crew_pool_shutdown(procs, CREW_DRAIN), 0);
   crew_pool_destroy(procs);
   xgate_fini(&xg);
+}
+
+/*
+ * catalog 53: a signal storm (SIGALRM every 100 us, a handler without
+ * SA_RESTART) during every blocking call: timed pop, timed and blocking
+ * submit, timed and plain future waits, shutdown, process-mode submit, wait
+ * and map, process join. crew has no EINTR error: every call returns what
+ * it would without the storm, and timed calls end at their deadline.
+ */
+START_TEST(catalog53_signal_storm)
+{
+  struct sigaction old;
+  start_storm(&old);
+
+  crew_queue *q;
+  ck_assert_int_eq(crew_queue_create(&q, 1, sizeof(int), 0), 0);
+  int item;
+  uint64_t t0 = now_ns();
+  ck_assert_int_eq(crew_queue_pop_timed(q, &item, 30 * MS), CREW_ETIMEDOUT);
+  ck_assert_timed_out_in(t0, 30 * MS);
+  crew_queue_destroy(q);
+
+  storm_thread_pool_calls();
+  storm_process_calls();
 
   stop_storm(&old);
   ck_assert_int_gt(atomic_load(&signals_seen), 0); /* the storm did blow */
