@@ -95,14 +95,9 @@ void *bg_shutdown_main(void *arg)
 crew_pool *make_proc_pool(size_t workers, uint64_t task_timeout_ns,
                           size_t max_out)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(CREW_PROCESSES, workers);
   cfg.task_timeout_ns = task_timeout_ns;
   cfg.max_out_size = max_out;
   cfg.max_in_size = max_out;
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
-  return pool;
+  return pool_create(&cfg);
 }

@@ -433,9 +433,7 @@ START_TEST(catalog20_rlimit_nproc_refuses_a_pool_it_cannot_start)
   if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 8)
     low.rlim_cur = old.rlim_max;
   ck_assert_int_eq(setrlimit(RLIMIT_NPROC, &low), 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = (size_t)low.rlim_cur + 1;
+  crew_config cfg = pool_config(CREW_THREADS, (size_t)low.rlim_cur + 1);
   crew_pool *pool = (crew_pool *)&base; /* must stay untouched */
   int rc = crew_pool_create(&pool, &cfg);
   ck_assert_int_eq(setrlimit(RLIMIT_NPROC, &old), 0);
@@ -519,12 +517,8 @@ static size_t count_children(void)
     if (e->d_name[0] < '0' || e->d_name[0] > '9')
       continue;
     snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (read_text(path, buf, sizeof buf) < 0)
       continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
     const char *p = strrchr(buf, ')');
     int ppid = 0;
     char state;
@@ -576,10 +570,7 @@ START_TEST(catalog20_create_fails_cleanly_at_every_k)
     atomic_store(&fa->calls, 0);
     atomic_store(&fa->failed_in, 0);
     fa->k = k;
-    crew_config cfg;
-    crew_config_init(&cfg);
-    cfg.mode = mode;
-    cfg.workers = 4;
+    crew_config cfg = pool_config(mode, 4);
     struct bg_create c = {.pool = (crew_pool *)fa, .cfg = &cfg, .rc = 99};
     signal_init(&c.done); /* before the hook: its allocation is not counted */
     ck_assert_int_eq(crew_test_hook_set(fail_at_hook, fa), 0);
@@ -643,9 +634,7 @@ START_TEST(catalog21_workers_and_capacity_matrix)
   static const size_t workers[] = {(size_t)-1, 0, 1, 1024, 1000000};
   static const size_t caps[] = {0, 1, SIZE_MAX / 2};
   size_t w = workers[_i / 3], cap = caps[_i % 3];
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = w;
+  crew_config cfg = pool_config(CREW_THREADS, w);
   cfg.queue_capacity = cap;
   crew_pool *pool = (crew_pool *)&cfg;
   int rc = crew_pool_create(&pool, &cfg);

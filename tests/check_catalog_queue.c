@@ -540,14 +540,11 @@ START_TEST(catalog3_every_idle_worker_is_woken)
   gate_init(&p.g);
   for (size_t i = 0; i < N; i++)
     atomic_init(&p.per_worker[i], 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = N;
+  crew_config cfg = pool_config(CREW_THREADS, N);
   cfg.queue_capacity = 64;
   cfg.on_task_start = count_worker_hook;
   cfg.hook_arg = &p;
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  crew_pool *pool = pool_create(&cfg);
   size_t rounds = scaled(150);
   for (size_t r = 0; r < rounds; r++) {
     for (size_t i = 0; i < N; i++)
@@ -1144,9 +1141,7 @@ START_TEST(catalog7_shutdown_while_a_worker_is_paused_at_its_wait)
   ck_assert_int_eq(crew_test_hook_set(cat7_hook, NULL), 0);
   for (size_t r = 0; r < rounds; r++) {
     atomic_store(&cat7_at_wait, 0);
-    crew_config cfg;
-    crew_config_init(&cfg);
-    cfg.workers = 1 + r % 2;
+    crew_config cfg = pool_config(CREW_THREADS, 1 + r % 2);
     cfg.queue_capacity = 4;
     cfg.init = cat7_mark_worker;
     crew_pool *pool = NULL;

@@ -639,12 +639,9 @@ static void destroy_in_flight(int mode)
   mode_gate_init(&g, shared);
   ran = counter_new(shared);
   atomic_store(ran, 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = 4;
+  crew_config cfg = pool_config(mode, 4);
   cfg.queue_capacity = 64;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_channel *ch = make_channel();
   for (size_t i = 0; i < tasks; i++) {
     struct job j = {.gate = g.tokens, .ran = ran, .v = i};
@@ -745,12 +742,9 @@ static void cancel_watched(int mode)
   mode_signal_init(&started, shared);
   ran = counter_new(shared);
   atomic_store(ran, 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = 1;
+  crew_config cfg = pool_config(mode, 1);
   cfg.queue_capacity = 8;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_channel *ch = make_channel();
   crew_future *a = submit_job(
       pool, (struct job){.gate = g.tokens, .started = started.posts}, 0);
@@ -870,12 +864,9 @@ static void shutdown_cancel(int mode)
   mode_signal_init(&started, shared);
   ran = counter_new(shared);
   atomic_store(ran, 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = 1;
+  crew_config cfg = pool_config(mode, 1);
   cfg.queue_capacity = queued; /* full once they are queued */
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_channel *ch = make_channel();
   struct job j = {.gate = g.tokens, .started = started.posts};
   ck_assert_int_eq(crew_submit_to(pool, ch, tag_of(0), job_fn, &j, sizeof j, 8),

@@ -36,12 +36,9 @@
 static void epoll_loop(int mode)
 {
   const size_t total = 100000, batch = 64;
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = 4;
+  crew_config cfg = pool_config(mode, 4);
   cfg.queue_capacity = 256;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_channel *ch = make_channel();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   ck_assert_int_ge(ep, 0);
@@ -121,12 +118,9 @@ static void epoll_loop(int mode)
 static void epoll_rounds(int mode)
 {
   const size_t rounds = 300, batch = 2;
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = 2;
+  crew_config cfg = pool_config(mode, 2);
   cfg.queue_capacity = 8;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_channel *ch = make_channel();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   ck_assert_int_ge(ep, 0);

@@ -420,7 +420,7 @@ START_TEST(a_result_cut_by_a_crash_never_arrives)
   shared_setup(0);
   crew_config cfg = flt_cfg(2);
   cfg.max_out_size = CAP;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   size_t n = CAP;
   crew_future *f = NULL, *zero = NULL, *full = NULL;
   ck_assert_int_eq(crew_submit(pool, fill_task, &n, sizeof n, CAP + 1, &f),
@@ -603,7 +603,7 @@ START_TEST(a_spinning_task_is_killed_at_its_deadline)
   shared_setup(0);
   crew_config cfg = flt_cfg(1);
   cfg.task_timeout_ns = 100 * MS;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *spin = NULL, *after[4];
   ck_assert_int_eq(crew_submit(pool, spin_task, NULL, 0, 0, &spin), 0);
   for (uint32_t i = 0; i < 4; i++)
@@ -653,7 +653,7 @@ START_TEST(a_crash_loop_is_rate_limited_and_bounded)
   enum { CRASHES = 6 };
   shared_setup(0);
   crew_config cfg = flt_cfg(1);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *f = NULL;
   ck_assert_int_eq(crew_submit(pool, ppid_task, NULL, 0, sizeof(int64_t), &f),
                    0);
@@ -710,7 +710,7 @@ static void many_crashes(void)
   enum { W = 20 };
   size_t n = scaled(100);
   crew_config cfg = flt_cfg(W);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future **fs = calloc(n, sizeof *fs);
   ck_assert_ptr_nonnull(fs);
   for (size_t i = 0; i < n; i++)
@@ -787,7 +787,7 @@ START_TEST(an_application_reaping_everything_steals_no_worker)
   struct stealer s = {.nreaped = 0};
   atomic_init(&s.stop, false);
   crew_config cfg = flt_cfg(2);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, steal_children, &s), 0);
   crew_future *f = NULL;
@@ -823,7 +823,7 @@ START_TEST(the_applications_own_child_keeps_its_status)
   shared_setup(0);
   crew_config cfg = flt_cfg(2);
   cfg.max_tasks_per_worker = 2;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   pid_t child = fork();
   ck_assert_int_ge(child, 0);
   if (child == 0) {
@@ -858,12 +858,8 @@ static pid_t fork_server(void)
   while ((e = readdir(d)) != NULL) {
     char path[300], buf[512];
     snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (read_text(path, buf, sizeof buf) < 0)
       continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
     char *q = strrchr(buf, ')');
     char state;
     int ppid;
@@ -895,7 +891,7 @@ START_TEST(a_killed_fork_server_breaks_the_pool_cleanly)
 {
   shared_setup(0);
   crew_config cfg = flt_cfg(2);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   expect_counted(submit_counted(pool, 1, 1), 1, 1);
   crew_future *f[5];
   for (uint32_t i = 0; i < 2; i++) {
@@ -944,7 +940,7 @@ START_TEST(map_runners_are_recycled_with_a_backlog)
   shared_setup(0);
   crew_config cfg = flt_cfg(2);
   cfg.max_tasks_per_worker = 1;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   int64_t in[N], out[N];
   for (int i = 0; i < N; i++) {
     in[i] = i;
@@ -993,7 +989,7 @@ START_TEST(a_map_failure_before_a_crash_in_its_chunk_wins)
   enum { N = 16 }; /* 1 worker: 4 chunks of 4 items */
   shared_setup(0);
   crew_config cfg = flt_cfg(1);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   struct fault_item in[N];
   int64_t out[N];
   for (int i = 0; i < N; i++) {

@@ -345,7 +345,7 @@ static void death_at_step(const struct step *s, int how)
   memset(shm, 0, sizeof *shm);
   arm(s->point, ACT_DIE, how, 0, 1);
   crew_config cfg = flt_cfg(1);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *victim = submit_counted(pool, 100, 0);
   crew_future *after[3];
   for (uint32_t i = 0; i < 3; i++)
@@ -403,7 +403,7 @@ static void killed_holding(int point)
   memset(shm, 0, sizeof *shm);
   arm(point, ACT_PARK, 0, 0, 1);
   crew_config cfg = flt_cfg(1);
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *victim = submit_counted(pool, 7, 0);
   pid_t parked = (pid_t)take();
   /* (A submit now would wait for the lock the parked worker holds.) */
@@ -617,7 +617,7 @@ static struct scene scene_start(void)
   memset(shm, 0, sizeof *shm);
   struct scene sc = {0};
   crew_config cfg = flt_cfg(2);
-  sc.pool = pcreate(&cfg);
+  sc.pool = pool_create(&cfg);
   struct counted_in c = {.x = 50, .id = 50};
   ck_assert_int_eq(crew_submit(sc.pool, gated_counted_task, &c, sizeof c,
                                sizeof(int64_t), &sc.parked),

@@ -569,10 +569,7 @@ static int report_fd51;
 static int child_pool_then_listen(void *arg)
 {
   (void)arg;
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = 2;
+  crew_config cfg = pool_config(CREW_PROCESSES, 2);
   crew_pool *pool;
   CHILD_EQ(crew_pool_create(&pool, &cfg), 0);
   int port = 0;

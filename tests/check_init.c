@@ -134,10 +134,7 @@ static int crash_after_gate(const void *in, void *out)
 
 static crew_config cfg_of(int mode, size_t workers)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(mode, workers);
   cfg.init = the_init;
   cfg.init_arg = shm;
   return cfg;
@@ -252,8 +249,7 @@ START_TEST(a_replacement_whose_init_fails_is_retried_and_nothing_is_lost)
   enum { QUEUED = 3 };
   shared_setup();
   crew_config cfg = cfg_of(CREW_PROCESSES, 1);
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *crash = NULL, *fs[QUEUED];
   ck_assert_int_eq(crew_submit(pool, crash_after_gate, NULL, 0, 0, &crash), 0);
   take();
@@ -293,8 +289,7 @@ START_TEST(a_pool_whose_replacements_all_fail_breaks)
   shared_setup();
   crew_config cfg = cfg_of(CREW_PROCESSES, 1);
   cfg.name = "brk";
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *crash = NULL, *fs[QUEUED];
   ck_assert_int_eq(crew_submit(pool, crash_after_gate, NULL, 0, 0, &crash), 0);
   take();
@@ -345,8 +340,7 @@ START_TEST(destroy_of_a_pool_with_failing_replacements_returns_promptly)
    * never start. */
   shared_setup();
   crew_config cfg = cfg_of(CREW_PROCESSES, 1);
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *crash = NULL, *queued = NULL;
   ck_assert_int_eq(crew_submit(pool, crash_after_gate, NULL, 0, 0, &crash), 0);
   take();

@@ -276,10 +276,7 @@ static int init_nothing(void *arg)
 
 static void pool_scenario(int mode)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = mode == CREW_THREADS ? 3 : 2;
+  crew_config cfg = pool_config(mode, mode == CREW_THREADS ? 3 : 2);
   cfg.queue_capacity = 8;
   cfg.latency_stats = true; /* one more allocation */
   cfg.name = "inj";

@@ -134,10 +134,7 @@ static int map_item_fn(const void *in, void *out)
 
 static crew_config latency_cfg(int mode, size_t workers, struct hooks *h)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(mode, workers);
   cfg.queue_capacity = 64;
   cfg.latency_stats = true;
   if (h != NULL) {
@@ -209,7 +206,7 @@ START_TEST(latency_errors)
   crew_pool_destroy(off);
 
   crew_config cfg = latency_cfg(CREW_THREADS, 1, NULL);
-  crew_pool *on = make_cfg_pool(&cfg);
+  crew_pool *on = pool_create(&cfg);
   memset(&q, 0xff, sizeof q);
   memset(&r, 0xff, sizeof r);
   ck_assert_int_eq(crew_pool_latency(on, &q, &r), 0);
@@ -260,7 +257,7 @@ static void latency_brackets(int mode)
   mode_gate_init(&g, shared);
   mode_signal_init(&started, shared);
   crew_config cfg = latency_cfg(mode, 1, h);
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
 
   crew_future *gf = submit_job(
       pool, (struct job){.gate = g.tokens, .started = started.posts, .v = 1000},
@@ -330,7 +327,7 @@ START_TEST(latency_reset_starts_afresh)
 {
   struct hooks *h = hooks_make(false);
   crew_config cfg = latency_cfg(CREW_THREADS, 2, h);
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *f[6];
   for (size_t i = 0; i < 4; i++)
     f[i] = submit_job(pool, (struct job){.v = i, .sleep_ns = 10 * MS}, 0);
@@ -403,7 +400,7 @@ START_TEST(latency_reset_while_tasks_run)
 {
   const size_t count = scaled(20000);
   crew_config cfg = latency_cfg(CREW_THREADS, 4, NULL);
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   struct ff_submitter s = {.pool = pool, .count = count};
   atomic_init(&s.done, false);
   ck_assert_int_eq(pthread_create(&s.thread, NULL, submit_ff, &s), 0);
@@ -468,7 +465,7 @@ static void latency_counts_tasks_not_items(int mode)
   bool shared = mode == CREW_PROCESSES;
   struct hooks *h = hooks_make(shared);
   crew_config cfg = latency_cfg(mode, 1, h);
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   uint64_t in[100], out[100];
   for (size_t i = 0; i < 100; i++)
     in[i] = i;
@@ -535,15 +532,12 @@ static void hooks_once_per_task(int mode)
   const size_t workers = 3, n = 150, items = 50;
   bool shared = mode == CREW_PROCESSES;
   struct hooks *h = hooks_make(shared);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(mode, workers);
   cfg.queue_capacity = 32;
   cfg.on_task_start = hook_start;
   cfg.on_task_finish = hook_finish;
   cfg.hook_arg = h;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
 
   uint64_t in[50], out[50];
   for (size_t i = 0; i < items; i++)
@@ -682,13 +676,11 @@ static int nested_fn(const void *in, void *out)
 START_TEST(hooks_around_a_task_run_by_a_waiting_worker)
 {
   struct hooks *h = hooks_make(false);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = 1;
+  crew_config cfg = pool_config(CREW_THREADS, 1);
   cfg.on_task_start = hook_start;
   cfg.on_task_finish = hook_finish;
   cfg.hook_arg = h;
-  crew_pool *pool = make_cfg_pool(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   struct nested_in ni = {.pool = pool};
   crew_future *f = NULL;
   ck_assert_int_eq(crew_submit(pool, nested_fn, &ni, sizeof ni, 0, &f), 0);

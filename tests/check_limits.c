@@ -559,10 +559,7 @@ static int child_nproc_respawn(void *arg)
   struct harness_resources base;
   harness_settle_threads();
   harness_count(&base);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = 2;
+  crew_config cfg = pool_config(CREW_PROCESSES, 2);
   crew_pool *pool;
   CHILD_EQ(crew_pool_create(&pool, &cfg), 0);
   crew_future *f;
@@ -665,10 +662,7 @@ static int child_low_address_space(void *arg)
   low = old;
   low.rlim_cur = (rlim_t)vm + (32 << 20); /* the arena needs >= 64 MiB */
   CHILD_EQ(setrlimit(RLIMIT_AS, &low), 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = 1;
+  crew_config cfg = pool_config(CREW_PROCESSES, 1);
   crew_pool *pool = NULL;
   CHILD_EQ(crew_pool_create(&pool, &cfg), CREW_ENOMEM);
   CHILD_CHECK(pool == NULL);
@@ -906,10 +900,7 @@ START_TEST(catalog64_payload_caps)
 {
   static unsigned char buf[256];
   for (int mode = CREW_THREADS; mode <= CREW_PROCESSES; mode++) {
-    crew_config cfg;
-    crew_config_init(&cfg);
-    cfg.mode = mode;
-    cfg.workers = 1;
+    crew_config cfg = pool_config(mode, 1);
     cfg.max_in_size = 100;
     cfg.max_out_size = 50;
     crew_pool *pool;

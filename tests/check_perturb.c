@@ -217,9 +217,7 @@ START_TEST(shutdown_races_parked_worker)
   size_t rounds = scaled(90);
   for (size_t round = 0; round < rounds; round++) {
     size_t workers = 1 + round % 3;
-    crew_config cfg;
-    crew_config_init(&cfg);
-    cfg.workers = workers;
+    crew_config cfg = pool_config(CREW_THREADS, workers);
     cfg.queue_capacity = 4;
     cfg.init = mark_worker;
     cfg.idle_spin_ns = round % 2 == 0 ? 0 : CREW_IDLE_SPIN_OFF;

@@ -162,13 +162,9 @@ static void assert_stats(crew_pool *pool, uint64_t submitted,
 
 static crew_pool *make_named_pool(size_t workers, const char *name)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = workers;
+  crew_config cfg = pool_config(CREW_THREADS, workers);
   cfg.name = name;
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
-  return pool;
+  return pool_create(&cfg);
 }
 
 static size_t affinity_cpus(void)
@@ -278,9 +274,7 @@ END_TEST
 
 START_TEST(too_many_workers_are_refused)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = bad_workers[_i];
+  crew_config cfg = pool_config(CREW_THREADS, bad_workers[_i]);
   crew_pool *pool = NO_POOL;
   ck_assert_int_eq(crew_pool_create(&pool, &cfg), CREW_EINVAL);
   ck_assert_ptr_eq(pool, NO_POOL);
@@ -293,9 +287,7 @@ static const size_t bad_capacities[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX / 4};
 
 START_TEST(overflowing_queue_capacity_is_refused)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = 1;
+  crew_config cfg = pool_config(CREW_THREADS, 1);
   cfg.queue_capacity = bad_capacities[_i];
   crew_pool *pool = NO_POOL;
   ck_assert_int_eq(crew_pool_create(&pool, &cfg), CREW_EINVAL);
@@ -385,13 +377,10 @@ START_TEST(init_runs_once_per_worker_on_the_worker_first)
   lot_init(&ctx.lot);
   struct init_ctx *p = &ctx;
 
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.workers = 3;
+  crew_config cfg = pool_config(CREW_THREADS, 3);
   cfg.init = count_init;
   cfg.init_arg = &ctx;
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  crew_pool *pool = pool_create(&cfg);
 
   /* Three tasks running at once are on three different workers: each ran
    * its init before the task. */

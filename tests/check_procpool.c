@@ -212,7 +212,7 @@ START_TEST(on_done_callbacks_run_on_the_callback_thread)
   shared_setup(0);
   crew_config cfg = pcfg(1, 0);
   cfg.name = "cbt";
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_queue *done;
   ck_assert_int_eq(crew_queue_create(&done, 4, 1, 0), 0);
   struct cb_rec rec = {.done = done};
@@ -492,7 +492,7 @@ START_TEST(task_sizes_are_limited_exactly)
   crew_config cfg = pcfg(1, 0);
   cfg.max_in_size = 100;
   cfg.max_out_size = 200;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   ck_assert_int_eq(lim_round_trip(pool, 101, 0, 1), CREW_EINVAL);
   ck_assert_int_eq(lim_round_trip(pool, 100, 0, 1), 0);
   ck_assert_int_eq(lim_round_trip(pool, sizeof(struct lim_hdr), 201, 1),
@@ -568,7 +568,7 @@ START_TEST(init_runs_in_every_worker_process_and_replacements)
   crew_config cfg = pcfg(W, 0);
   cfg.init = record_init;
   cfg.init_arg = shm;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   pid_t pids[W + 1];
   for (int i = 0; i < W; i++) {
     pids[i] = (pid_t)take();
@@ -637,7 +637,7 @@ START_TEST(workers_are_named_name_index)
   shared_setup(0);
   crew_config cfg = pcfg(2, 0);
   cfg.name = "ppn";
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *fs[2];
   for (int i = 0; i < 2; i++)
     ck_assert_int_eq(crew_submit(pool, comm_task, NULL, 0, 16, &fs[i]), 0);
@@ -657,7 +657,7 @@ START_TEST(workers_are_named_name_index)
 
   cfg = pcfg(1, 0);
   cfg.name = "abcdefghijklmnopq"; /* cut to 15 with the index */
-  pool = pcreate(&cfg);
+  pool = pool_create(&cfg);
   crew_future *f = NULL;
   ck_assert_int_eq(crew_submit(pool, comm_task, NULL, 0, 16, &f), 0);
   take();

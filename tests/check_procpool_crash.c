@@ -203,7 +203,7 @@ START_TEST(a_task_past_its_deadline_is_killed_with_its_group)
   ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   crew_config cfg = pcfg(2, 0);
   cfg.task_timeout_ns = 200 * MS;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future *s = NULL;
   ck_assert_int_eq(crew_submit(pool, sleeper_task, NULL, 0, 0, &s), 0);
   uint64_t start = take();
@@ -255,7 +255,7 @@ START_TEST(each_deadline_kill_costs_one_replacement)
   shared_setup(0);
   crew_config cfg = pcfg(1, 0);
   cfg.task_timeout_ns = 100 * MS;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   int kind = CRASH_KILLED; /* posts its pid, then waits to be killed */
   for (int i = 0; i < ROUNDS; i++) {
     crew_future *f = NULL;
@@ -362,7 +362,7 @@ START_TEST(workers_are_recycled_after_max_tasks)
   shared_setup(n);
   crew_config cfg = pcfg(2, 0);
   cfg.max_tasks_per_worker = 10;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   crew_future **fs = calloc(n, sizeof *fs);
   int64_t *pids = calloc(n, sizeof *pids);
   ck_assert(fs != NULL && pids != NULL);

@@ -38,7 +38,7 @@ START_TEST(no_child_is_left_after_destroy)
   shared_setup(0);
   crew_config cfg = pcfg(2, 0);
   cfg.max_tasks_per_worker = 3;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   run_adds(pool, 20);
   int kind = CRASH_SEGV;
   crew_future *f = NULL;

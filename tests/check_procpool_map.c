@@ -255,7 +255,7 @@ START_TEST(map_items_may_be_larger_than_max_in_size)
   crew_config cfg = pcfg(2, 0);
   cfg.max_in_size = 4096;
   cfg.max_out_size = 4096;
-  crew_pool *pool = pcreate(&cfg);
+  crew_pool *pool = pool_create(&cfg);
   unsigned char *in = malloc(N * BIG_ITEM), *out = malloc(N * BIG_ITEM);
   ck_assert(in != NULL && out != NULL);
   memset(in, 0x11, N * BIG_ITEM);

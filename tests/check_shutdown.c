@@ -116,10 +116,7 @@ static const char *mode_name(int mode)
 
 static crew_pool *pool_of(int mode, size_t workers, size_t capacity)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(mode, workers);
   cfg.queue_capacity = capacity;
   crew_pool *pool = NULL;
   ck_assert_msg(crew_pool_create(&pool, &cfg) == 0, "create (%s)",

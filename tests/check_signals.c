@@ -238,12 +238,8 @@ static int threads_with_other_mask(const char *prefix, uint64_t want, int *n)
       continue;
     char path[300], buf[4096];
     snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
+    if (read_text(path, buf, sizeof buf) < 0)
       continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
     const char *name = strstr(buf, "Name:\t");
     const char *blk = strstr(buf, "SigBlk:\t");
     if (name == NULL || blk == NULL ||
@@ -488,10 +484,7 @@ static int child_sigint_group(void *arg)
   struct xgate g;
   CHILD_EQ(crew_queue_create(&g.tokens, 16, 1, CREW_SHARED), 0);
   CHILD_EQ(crew_queue_create(&g.posts, 16, sizeof(int), CREW_SHARED), 0);
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = 2;
+  crew_config cfg = pool_config(CREW_PROCESSES, 2);
   crew_pool *pool;
   CHILD_EQ(crew_pool_create(&pool, &cfg), 0);
   crew_future *f[2];

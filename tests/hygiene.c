@@ -42,17 +42,12 @@ crew_pool *pool_with(int mode, size_t workers, size_t capacity,
                      uint64_t task_timeout_ns, uint64_t max_tasks,
                      const char *name)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = mode;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(mode, workers);
   cfg.queue_capacity = capacity;
   cfg.task_timeout_ns = task_timeout_ns;
   cfg.max_tasks_per_worker = max_tasks;
   cfg.name = name;
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
-  return pool;
+  return pool_create(&cfg);
 }
 
 void xgate_init(struct xgate *g)

@@ -179,11 +179,3 @@ void watch_marked(crew_channel *ch, crew_future *f, void *tag, signal_box *s)
   ck_assert_int_eq(crew_channel_watch(ch, f, tag), 0);
   ck_assert_int_eq(crew_future_on_done(f, post_cb, s), 0);
 }
-
-crew_pool *make_cfg_pool(const crew_config *cfg)
-{
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
-  ck_assert_ptr_nonnull(pool);
-  return pool;
-}

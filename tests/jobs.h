@@ -123,7 +123,4 @@ void post_cb(crew_future *f, void *arg);
 /* Watch f on ch, then post to s once the completion is queued. */
 void watch_marked(crew_channel *ch, crew_future *f, void *tag, signal_box *s);
 
-/* crew_pool_create(cfg), asserting it succeeds. */
-crew_pool *make_cfg_pool(const crew_config *cfg);
-
 #endif

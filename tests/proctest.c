@@ -65,26 +65,15 @@ char sentinel;
 
 crew_config pcfg(size_t workers, size_t capacity)
 {
-  crew_config cfg;
-  crew_config_init(&cfg);
-  cfg.mode = CREW_PROCESSES;
-  cfg.workers = workers;
+  crew_config cfg = pool_config(CREW_PROCESSES, workers);
   cfg.queue_capacity = capacity;
   return cfg;
-}
-
-crew_pool *pcreate(const crew_config *cfg)
-{
-  crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
-  ck_assert_ptr_nonnull(pool);
-  return pool;
 }
 
 crew_pool *ppool(size_t workers, size_t capacity)
 {
   crew_config cfg = pcfg(workers, capacity);
-  return pcreate(&cfg);
+  return pool_create(&cfg);
 }
 
 int add_task(const void *in, void *out)

@@ -68,10 +68,7 @@ extern char sentinel;
 /* A process pool's configuration: `workers` workers, queue `capacity`. */
 crew_config pcfg(size_t workers, size_t capacity);
 
-/* crew_pool_create(cfg), asserting it succeeds. */
-crew_pool *pcreate(const crew_config *cfg);
-
-/* pcreate(pcfg(workers, capacity)). */
+/* pool_create(pcfg(workers, capacity)). */
 crew_pool *ppool(size_t workers, size_t capacity);
 
 /* in: int64_t x; out (if any): x + 1. Counts its run in shm->ran. */

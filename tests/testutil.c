@@ -102,16 +102,28 @@ void *shared_map(size_t size)
   return p;
 }
 
-crew_pool *make_pool(size_t workers, size_t capacity)
+crew_config pool_config(int mode, size_t workers)
 {
   crew_config cfg;
   crew_config_init(&cfg);
+  cfg.mode = mode;
   cfg.workers = workers;
-  cfg.queue_capacity = capacity;
+  return cfg;
+}
+
+crew_pool *pool_create(const crew_config *cfg)
+{
   crew_pool *pool = NULL;
-  ck_assert_int_eq(crew_pool_create(&pool, &cfg), 0);
+  ck_assert_int_eq(crew_pool_create(&pool, cfg), 0);
   ck_assert_ptr_nonnull(pool);
   return pool;
+}
+
+crew_pool *make_pool(size_t workers, size_t capacity)
+{
+  crew_config cfg = pool_config(CREW_THREADS, workers);
+  cfg.queue_capacity = capacity;
+  return pool_create(&cfg);
 }
 
 int run_suite(Suite *s)
@@ -131,17 +143,24 @@ void pause_ms(unsigned ms)
     ;
 }
 
+long read_text(const char *path, char *buf, size_t size)
+{
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return -1;
+  size_t n = fread(buf, 1, size - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return (long)n;
+}
+
 char proc_state(pid_t pid)
 {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
   char buf[512];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
+  if (read_text(path, buf, sizeof buf) < 0)
+    return 0;
   const char *p = strrchr(buf, ')');
   return p != NULL && p[1] == ' ' ? p[2] : 0;
 }

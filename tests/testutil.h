@@ -93,12 +93,22 @@ size_t scaled(size_t n);
  * it shares it), asserting the mmap succeeds. */
 void *shared_map(size_t size);
 
+/* crew_config_init, then the mode and the number of workers. */
+crew_config pool_config(int mode, size_t workers);
+
+/* crew_pool_create(cfg), asserting it succeeds. */
+crew_pool *pool_create(const crew_config *cfg);
+
 /* A pool with `workers` workers and the given queue capacity (0: default). */
 crew_pool *make_pool(size_t workers, size_t capacity);
 
 /* Sleep ms milliseconds (EINTR resumes the sleep). For bounded polls only,
  * never to decide an outcome. */
 void pause_ms(unsigned ms);
+
+/* Read the text file at path (a /proc file) into buf, at most size - 1
+ * bytes, and terminate it; its length, or -1 if it cannot be opened. */
+long read_text(const char *path, char *buf, size_t size);
 
 /* The state letter of process pid from /proc (R, S, Z...), 0 if none. */
 char proc_state(pid_t pid);
