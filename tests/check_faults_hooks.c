@@ -454,6 +454,23 @@ static void become_worker(void)
   prctl(PR_SET_NAME, "flt-1");
 }
 
+/* A child (a worker, for the hook) that pushes v on q and is killed in
+ * the push, holding q's lock: it dies of SIGKILL. */
+static void killed_pushing(crew_queue *q, int v)
+{
+  arm(CREW_TP_ENQUEUE, ACT_DIE, DIE_KILL, 0, 1);
+  pid_t a = fork();
+  ck_assert_int_ge(a, 0);
+  if (a == 0) {
+    become_worker();
+    crew_queue_push(q, &v);
+    _exit(0);
+  }
+  int st;
+  ck_assert_int_eq(waitpid(a, &st, 0), a);
+  ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
 /*
  * catalog 35: crew never unlocks a robust mutex without making it
  * consistent (every lock of a shared queue repairs first), so
@@ -470,18 +487,7 @@ START_TEST(a_repairer_that_dies_mid_repair_wedges_nobody)
   plan_setup();
   crew_queue *q = NULL;
   ck_assert_int_eq(crew_queue_create(&q, 8, sizeof(int), CREW_SHARED), 0);
-  arm(CREW_TP_ENQUEUE, ACT_DIE, DIE_KILL, 0, 1);
-  pid_t a = fork();
-  ck_assert_int_ge(a, 0);
-  if (a == 0) {
-    become_worker();
-    int v = 41;
-    crew_queue_push(q, &v);
-    _exit(0);
-  }
-  int st;
-  ck_assert_int_eq(waitpid(a, &st, 0), a);
-  ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  killed_pushing(q, 41);
   arm(CREW_TP_WAKE, ACT_DIE, DIE_KILL, 0, 1);
   pid_t b = fork();
   ck_assert_int_ge(b, 0);
@@ -490,6 +496,7 @@ START_TEST(a_repairer_that_dies_mid_repair_wedges_nobody)
     crew_queue_size(q); /* locks: owner dead: repairs: wakes: dies */
     _exit(0);
   }
+  int st;
   ck_assert_int_eq(waitpid(b, &st, 0), b);
   ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   ck_assert_int_eq(atomic_load(&plan->fired), 1);
@@ -536,20 +543,10 @@ START_TEST(a_waiter_finds_the_owner_dead_on_waking)
     _exit(rc == 0 && v == 77 ? 0 : 1);
   }
   wait_sleeping(popper_pid);
-  arm(CREW_TP_ENQUEUE, ACT_DIE, DIE_KILL, 0, 1);
   uint64_t t0 = now_ns();
-  pid_t a = fork();
-  ck_assert_int_ge(a, 0);
-  if (a == 0) {
-    become_worker();
-    int v = 77;
-    crew_queue_push(q, &v);
-    _exit(0);
-  }
-  int st;
-  ck_assert_int_eq(waitpid(a, &st, 0), a);
-  ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+  killed_pushing(q, 77);
   uint64_t woke = take();
+  int st;
   ck_assert_int_eq(waitpid(popper_pid, &st, 0), popper_pid);
   ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   ck_assert_uint_lt(woke - t0, 1000 * MS);

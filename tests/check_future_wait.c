@@ -356,6 +356,15 @@ END_TEST
 
 /* =============================================================== nested */
 
+/* Submit fn with the pool itself as its input (a task that calls into its
+ * own pool), asserting it is accepted. */
+static crew_future *submit_nested(crew_pool *pool, crew_fn fn, size_t out_size)
+{
+  crew_future *f = NULL;
+  ck_assert_int_eq(crew_submit(pool, fn, &pool, sizeof pool, out_size, &f), 0);
+  return f;
+}
+
 /* Submits a sub-task to its own pool and waits for it; out: int[3]. */
 static int nested_wait_fn(const void *in, void *out)
 {
@@ -376,10 +385,7 @@ static int nested_wait_fn(const void *in, void *out)
 START_TEST(nested_wait_on_one_worker)
 {
   crew_pool *pool = make_pool(1, 0);
-  crew_future *f = NULL;
-  ck_assert_int_eq(crew_submit(pool, nested_wait_fn, &pool, sizeof pool,
-                               3 * sizeof(int), &f),
-                   0);
+  crew_future *f = submit_nested(pool, nested_wait_fn, 3 * sizeof(int));
   int res[3] = {0, 0, 0};
   ck_assert_int_eq(crew_future_get(f, res, sizeof res), 0);
   ck_assert_int_eq(res[0], 21);
@@ -421,10 +427,7 @@ static int nested_any_all_fn(const void *in, void *out)
 START_TEST(nested_wait_any_and_all_on_one_worker)
 {
   crew_pool *pool = make_pool(1, 0);
-  crew_future *f = NULL;
-  ck_assert_int_eq(crew_submit(pool, nested_any_all_fn, &pool, sizeof pool,
-                               7 * sizeof(int), &f),
-                   0);
+  crew_future *f = submit_nested(pool, nested_any_all_fn, 7 * sizeof(int));
   int res[7];
   ck_assert_int_eq(crew_future_get(f, res, sizeof res), 0);
   ck_assert_int_eq(res[0], 0);
@@ -514,10 +517,7 @@ static int full_queue_fn(const void *in, void *out)
 START_TEST(nested_submit_to_a_full_queue_runs_inline)
 {
   crew_pool *pool = make_pool(1, 1);
-  crew_future *f = NULL;
-  ck_assert_int_eq(
-      crew_submit(pool, full_queue_fn, &pool, sizeof pool, 4 * sizeof(int), &f),
-      0);
+  crew_future *f = submit_nested(pool, full_queue_fn, 4 * sizeof(int));
   int res[4];
   ck_assert_int_eq(crew_future_get(f, res, sizeof res), 0);
   ck_assert_int_eq(res[0], 1);
