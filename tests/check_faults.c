@@ -292,6 +292,68 @@ static void popper(crew_queue *q, crew_queue *ready, int id)
 #define QUEUE_ROUNDS 50
 #endif
 
+/* Fork n + 1 poppers of q; return once each has said it is ready on
+ * `ready` and sleeps in its pop. */
+static void start_poppers(crew_queue *q, crew_queue *ready, pid_t *pid, int n)
+{
+  for (int i = 0; i <= n; i++) {
+    pid[i] = fork();
+    ck_assert_int_ge(pid[i], 0);
+    if (pid[i] == 0)
+      popper(q, ready, i);
+  }
+  for (int i = 0; i <= n; i++) {
+    int id;
+    ck_assert_int_eq(crew_queue_pop_timed(ready, &id, TAKE_LIMIT), 0);
+  }
+  for (int i = 0; i <= n; i++)
+    wait_sleeping(pid[i]);
+}
+
+/* The dead took nothing twice and made nothing up: what is left of the
+ * `pushed` items 0, 1, ... (`finished` poppers took one each) is a subset
+ * of them, in order (the survivor may hold one). */
+static void expect_the_rest_in_order(crew_queue *q, int pushed, int finished)
+{
+  size_t left = crew_queue_size(q);
+  ck_assert_uint_le(left, (size_t)(pushed - finished));
+  int v, last = -1, missed = 0;
+  for (size_t i = 0; i < left; i++) {
+    if (crew_queue_pop_timed(q, &v, 0) != 0) {
+      /* the survivor, woken by the pushes, took one since the size */
+      ck_assert_int_eq(++missed, 1);
+      continue;
+    }
+    ck_assert_int_lt(v, pushed);
+    ck_assert_int_gt(v, last);
+    last = v;
+  }
+  ck_assert_int_eq(crew_queue_pop_timed(q, &v, 0), CREW_ETIMEDOUT);
+}
+
+/* The live popper wakes: for this token, unless it took an item of the
+ * batch already (then the token stays queued). */
+static void expect_the_live_popper_woken(crew_queue *q, pid_t live, int pushed,
+                                         size_t r)
+{
+  int v, token = 99, st = 0;
+  ck_assert_int_eq(crew_queue_push_timed(q, &token, 1000 * MS), 0);
+  pid_t got = 0;
+  for (int i = 0; i < 2000 && (got = waitpid(live, &st, WNOHANG)) == 0; i++)
+    pause_ms(1);
+  ck_assert_msg(got == live, "round %zu: the live popper was not woken in 2 s",
+                r);
+  ck_assert(WIFEXITED(st));
+  if (WEXITSTATUS(st) == token) {
+    ck_assert_uint_eq(crew_queue_size(q), 0);
+  } else {
+    ck_assert_int_lt(WEXITSTATUS(st), pushed);
+    ck_assert_int_eq(crew_queue_pop_timed(q, &v, 0), 0);
+    ck_assert_int_eq(v, token);
+  }
+  ck_assert_uint_eq(crew_queue_size(q), 0);
+}
+
 /*
  * catalog 34, part 2: the same abuse on a CREW_SHARED crew_queue. Each round
  * forks 20 poppers blocked in crew_queue_pop (and one that lives), kills the
@@ -310,18 +372,7 @@ START_TEST(crew_shared_queue_with_killed_waiters)
   ck_assert_int_eq(crew_queue_create(&ready, 64, sizeof(int), CREW_SHARED), 0);
   for (size_t r = 0; r < rounds; r++) {
     pid_t pid[WAITERS + 1];
-    for (int i = 0; i <= WAITERS; i++) {
-      pid[i] = fork();
-      ck_assert_int_ge(pid[i], 0);
-      if (pid[i] == 0)
-        popper(q, ready, i);
-    }
-    for (int i = 0; i <= WAITERS; i++) {
-      int id;
-      ck_assert_int_eq(crew_queue_pop_timed(ready, &id, TAKE_LIMIT), 0);
-    }
-    for (int i = 0; i <= WAITERS; i++)
-      wait_sleeping(pid[i]);
+    start_poppers(q, ready, pid, WAITERS);
     int pushed = 0;
     if (r % 2 == 1)
       for (; pushed < WAITERS; pushed++)
@@ -336,42 +387,9 @@ START_TEST(crew_shared_queue_with_killed_waiters)
                 (WIFEXITED(st) && WEXITSTATUS(st) < pushed));
       finished += WIFEXITED(st);
     }
-    /* The dead took nothing twice and made nothing up: what is left is a
-     * subset of what was pushed, in order (the survivor may hold one). */
     uint64_t t0 = now_ns();
-    size_t left = crew_queue_size(q);
-    ck_assert_uint_le(left, (size_t)(pushed - finished));
-    int v, last = -1, missed = 0;
-    for (size_t i = 0; i < left; i++) {
-      if (crew_queue_pop_timed(q, &v, 0) != 0) {
-        /* the survivor, woken by the pushes, took one since the size */
-        ck_assert_int_eq(++missed, 1);
-        continue;
-      }
-      ck_assert_int_lt(v, pushed);
-      ck_assert_int_gt(v, last);
-      last = v;
-    }
-    ck_assert_int_eq(crew_queue_pop_timed(q, &v, 0), CREW_ETIMEDOUT);
-    /* The live popper wakes: for this token, unless it took an item of the
-     * batch already (then the token stays queued). */
-    int token = 99, st = 0;
-    ck_assert_int_eq(crew_queue_push_timed(q, &token, 1000 * MS), 0);
-    pid_t got = 0;
-    for (int i = 0;
-         i < 2000 && (got = waitpid(pid[WAITERS], &st, WNOHANG)) == 0; i++)
-      pause_ms(1);
-    ck_assert_msg(got == pid[WAITERS],
-                  "round %zu: the live popper was not woken in 2 s", r);
-    ck_assert(WIFEXITED(st));
-    if (WEXITSTATUS(st) == token) {
-      ck_assert_uint_eq(crew_queue_size(q), 0);
-    } else {
-      ck_assert_int_lt(WEXITSTATUS(st), pushed);
-      ck_assert_int_eq(crew_queue_pop_timed(q, &v, 0), 0);
-      ck_assert_int_eq(v, token);
-    }
-    ck_assert_uint_eq(crew_queue_size(q), 0);
+    expect_the_rest_in_order(q, pushed, finished);
+    expect_the_live_popper_woken(q, pid[WAITERS], pushed, r);
     ck_assert_msg(now_ns() - t0 < 2000 * MS, "round %zu took %.0f ms", r,
                   (double)(now_ns() - t0) / 1e6);
   }
