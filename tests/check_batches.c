@@ -21,16 +21,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-  ck_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
-}
-
-static void join_thread(pthread_t t)
-{
-  ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
 /* ====================================================== shared by tasks */
 
 static gate hold;        /* what the holders pass */
