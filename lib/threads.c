@@ -388,6 +388,9 @@ static int tpool_alloc(struct crew__tpool **out, const struct crew__cfg *cfg)
                                     tp->nworkers * sizeof *tp->workers);
   if (tp->workers == NULL)
     goto fail_workers;
+  /* Every worker is zeroed before the first starts: a sleeping worker reads
+   * the others' batch words (stealable). */
+  memset(tp->workers, 0, tp->nworkers * sizeof *tp->workers);
   *out = tp;
   return 0;
 
@@ -419,7 +422,6 @@ static int start_workers(struct crew__tpool *tp)
 {
   for (size_t i = 0; i < tp->nworkers; i++) {
     struct crew__tworker *w = &tp->workers[i];
-    memset(w, 0, sizeof *w);
     w->tp = tp;
     w->exec.hooks = &tp->cfg->hooks;
     w->exec.index = i;
