@@ -54,10 +54,9 @@
  *    is shut down (CREW_CANCEL: no client waits for what is still queued;
  *    running tasks finish, within --task-timeout-ms with --processes), its
  *    completions drained and freed, and the channel destroyed. Exit status
- *    0. A second signal in process mode is meant to end running work at
- *    once: SHUTDOWN_HURRIED below becomes CREW_KILL once crew has that
- *    shutdown; until then the task deadline bounds how long running work
- *    holds the exit.
+ *    0. After a second signal in process mode the pool is shut down with
+ *    CREW_KILL: the workers running tasks are killed, so the server exits
+ *    at once even while long requests run.
  *  - A client that half-closes (EOF) still gets every answer, then the
  *    server closes. One that goes away (a reset, a failed send) is closed
  *    at once; the records of its running requests stay until their
@@ -141,9 +140,9 @@
 #define DRAIN_BATCH  64
 
 /* How the pool is shut down after a second signal with worker processes:
- * CREW_KILL (kill the running tasks' workers) once crew has it. Until then
- * running tasks finish, each within --task-timeout-ms. */
-#define SHUTDOWN_HURRIED CREW_CANCEL
+ * kill the running tasks' workers (threads cannot be killed: there running
+ * tasks finish). */
+#define SHUTDOWN_HURRIED CREW_KILL
 
 /* The limits' defaults (see "Limits" above, and --help). */
 #define DEFAULT_MAX_COST        100000000ul /* about 0.1 s of CPU */
@@ -1374,8 +1373,8 @@ int main(int argc, char **argv)
 
 out:
   /* Every connection is closed by now (or none was opened). What is still
-   * queued has no client: cancel it; running tasks finish (see
-   * SHUTDOWN_HURRIED). */
+   * queued has no client: cancel it; running tasks finish, unless a second
+   * signal came in process mode (SHUTDOWN_HURRIED). */
   while (s.open != NULL)
     conn_close(&s, s.open);
   int how = s.hurried && s.opt.processes ? SHUTDOWN_HURRIED : CREW_CANCEL;

@@ -78,8 +78,16 @@ struct crew__backend_ops {
   int (*map)(struct crew__backend *b, const struct crew__map_args *m);
   /* Every shutdown call, once the state word says how (CREW_DRAIN or
    * CREW_CANCEL): the first closes the queue, and with CREW_CANCEL every
-   * call cancels what is queued at once. Never blocks on a worker. */
+   * call cancels what is queued at once (a CREW_CANCEL after a CREW_DRAIN
+   * comes only before a kill). Never blocks on a worker. */
   void (*stop)(struct crew__backend *b, int how);
+  /* After stop(CREW_CANCEL): kill every worker that runs a task; its task
+   * settles CREW_ECANCELED and nothing is respawned. Never blocks. NULL:
+   * the backend's workers cannot be killed (CREW_KILL is refused). */
+  void (*kill)(struct crew__backend *b);
+  /* As crew_pool_wait_idle(), on a thread that is not one of the
+   * backend's: 0 or CREW_ETIMEDOUT. */
+  int (*wait_idle)(struct crew__backend *b, crew__deadline d);
   /* Wait until every worker (and thread of the backend) is gone and every
    * future resolved, its callbacks run. Once, after stop. */
   void (*join)(struct crew__backend *b);

@@ -434,9 +434,12 @@ struct crew__callbacks {
   crew__mutex lock;
   crew__cond wake;
   crew_future *head, *tail; /* due, each holding a reference for us */
+  bool running;             /* a future's callbacks run */
   bool stopping;
   crew__thread thread;
   const char *name; /* the pool's, for the thread's name */
+  void (*drained)(void *);
+  void *drained_arg;
 };
 
 /* The callback thread running on this thread, if any. */
@@ -454,20 +457,30 @@ static void *callbacks_main(void *arg)
     crew_future *f = c->head;
     if (f != NULL && (c->head = f->next) == NULL)
       c->tail = NULL;
+    c->running = f != NULL;
     crew__mutex_unlock(&c->lock);
     if (f == NULL) /* stopping, and nothing is left */
       return NULL;
     run_callbacks(f); /* no lock held: they may wait, submit or stop */
     future_unref(f);
+    crew__mutex_lock(&c->lock);
+    c->running = false;
+    bool drained = c->head == NULL;
+    crew__mutex_unlock(&c->lock);
+    if (drained)
+      c->drained(c->drained_arg);
   }
 }
 
-int crew__callbacks_start(struct crew__callbacks **cp, const char *name)
+int crew__callbacks_start(struct crew__callbacks **cp, const char *name,
+                          void (*drained)(void *), void *arg)
 {
   struct crew__callbacks *c = crew__calloc(1, sizeof *c);
   if (c == NULL)
     return CREW_ENOMEM;
   c->name = name;
+  c->drained = drained;
+  c->drained_arg = arg;
   if (crew__mutex_init(&c->lock) != 0)
     goto fail_lock;
   if (crew__cond_init(&c->wake) != 0)
@@ -500,9 +513,18 @@ void crew__callbacks_stop(struct crew__callbacks *c)
   free(c);
 }
 
-bool crew__callbacks_here(const struct crew__callbacks *c)
+unsigned crew__callbacks_state(struct crew__callbacks *c, unsigned ask)
 {
-  return c != NULL && current_callbacks == c;
+  if (c == NULL)
+    return 0;
+  unsigned state = current_callbacks == c ? CREW__CB_HERE : 0;
+  if (ask & CREW__CB_BUSY) {
+    crew__mutex_lock(&c->lock);
+    if (c->head != NULL || c->running)
+      state |= CREW__CB_BUSY;
+    crew__mutex_unlock(&c->lock);
+  }
+  return state & ask;
 }
 
 static void callbacks_due(crew_future *f, struct crew__callbacks *later)

@@ -82,14 +82,19 @@ void crew__future_watch(crew_future *f, struct crew__callback *cb,
 
 /*
  * A thread that runs done callbacks for a resolver that must not run them
- * itself (a process pool's manager thread), named NAME-cb. Stopping it runs
- * every callback handed to it so far, then joins it.
+ * itself (a process pool's manager thread), named NAME-cb. Each time it has
+ * run every callback handed to it, it calls drained(arg) (no lock held).
+ * Stopping it runs every callback handed to it so far, then joins it.
  */
 struct crew__callbacks;
-int crew__callbacks_start(struct crew__callbacks **c, const char *name);
+int crew__callbacks_start(struct crew__callbacks **c, const char *name,
+                          void (*drained)(void *), void *arg);
 void crew__callbacks_stop(struct crew__callbacks *c);
-/* Whether the calling thread is c's. */
-bool crew__callbacks_here(const struct crew__callbacks *c);
+/* Which of `ask` hold for c (NULL: none). Asking CREW__CB_BUSY looks
+ * into c: c must not be stopped meanwhile. */
+#define CREW__CB_HERE 1u /* the calling thread is c's */
+#define CREW__CB_BUSY 2u /* c has callbacks due or running */
+unsigned crew__callbacks_state(struct crew__callbacks *c, unsigned ask);
 
 /* How a task that ran elsewhere (a process worker) ended. */
 enum crew__settle { CREW__RAN, CREW__FAILED, CREW__CANCELLED };

@@ -35,6 +35,12 @@ static inline void crew__count(_Atomic uint64_t *c, uint64_t n)
                         memory_order_relaxed);
 }
 
+/* a - b, or 0 if b is larger (counters read one by one). */
+static inline size_t crew__minus(uint64_t a, uint64_t b)
+{
+  return a > b ? (size_t)(a - b) : 0;
+}
+
 static inline uint64_t crew__read(const _Atomic uint64_t *c)
 {
   return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);

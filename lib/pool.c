@@ -6,9 +6,12 @@
  *
  * State: `state` goes OPEN -> DRAINING or OPEN -> CANCELLING once, by one
  * compare-and-swap that decides both that the pool stops and how: the first
- * shutdown wins. Every shutdown call then tells the backend (ops->stop):
- * the first closes its queue, and after CREW_CANCEL every call cancels what
- * is still queued, at once, before it waits. Then one caller joins the
+ * shutdown wins, but for one exception: CREW_KILL (a backend that can kill
+ * its workers) moves DRAINING on to CANCELLING. Every shutdown call then
+ * tells the backend (ops->stop): the first closes its queue, and after
+ * CREW_CANCEL every call cancels what is still queued, at once, before it
+ * waits; a CREW_KILL then has the backend kill what runs (ops->kill).
+ * CREW_NOWAIT returns before the join. Then one caller joins the
  * backend under `join_lock` (`joined`), and later ones wait for it and
  * return. A thread the join would wait for (a worker, a process pool's
  * callback thread) cannot join: its shutdown begins the stop and returns
@@ -249,16 +252,21 @@ int crew_map(crew_pool *pool, crew_fn fn, const void *in, size_t in_stride,
 
 /* ----------------------------------------------------------- shutdown */
 
-/* The first caller decides how the pool stops; every caller tells the
- * backend. */
+/* The first caller decides how the pool stops (a kill moves a drain on to a
+ * cancel); every caller tells the backend. */
 static void begin_shutdown(crew_pool *pool, int how)
 {
   int state = OPEN;
-  int to = how == CREW_CANCEL ? CANCELLING : DRAINING;
-  if (atomic_compare_exchange_strong_explicit(
-          &pool->state, &state, to, memory_order_acq_rel, memory_order_acquire))
-    state = to;
-  pool->ops->stop(pool->b, state == CANCELLING ? CREW_CANCEL : CREW_DRAIN);
+  int to = how == CREW_DRAIN ? DRAINING : CANCELLING;
+  while (!atomic_compare_exchange_weak_explicit(
+      &pool->state, &state, to, memory_order_acq_rel, memory_order_acquire))
+    if (state == CANCELLING || (state == DRAINING && how != CREW_KILL)) {
+      to = state;
+      break;
+    }
+  pool->ops->stop(pool->b, to == CANCELLING ? CREW_CANCEL : CREW_DRAIN);
+  if (how == CREW_KILL)
+    pool->ops->kill(pool->b);
 }
 
 static void join(crew_pool *pool)
@@ -272,14 +280,30 @@ static void join(crew_pool *pool)
 
 int crew_pool_shutdown(crew_pool *pool, int how)
 {
-  if (pool == NULL || (how != CREW_DRAIN && how != CREW_CANCEL) ||
+  int nowait = how & CREW_NOWAIT;
+  how &= ~CREW_NOWAIT;
+  if (pool == NULL ||
+      (how != CREW_DRAIN && how != CREW_CANCEL && how != CREW_KILL) ||
+      (how == CREW_KILL && pool->ops->kill == NULL) ||
       !crew__fork_guard_same_process(&pool->fork_guard))
     return CREW_EINVAL;
   begin_shutdown(pool, how);
+  if (nowait)
+    return 0;
   if (pool->ops->owns_thread(pool->b))
     return CREW_EBUSY; /* a thread cannot join itself */
   join(pool);
   return 0;
+}
+
+int crew_pool_wait_idle(crew_pool *pool, uint64_t timeout_ns)
+{
+  crew__deadline d = crew__deadline_in(timeout_ns);
+  if (pool == NULL || !crew__fork_guard_same_process(&pool->fork_guard))
+    return CREW_EINVAL;
+  if (pool->ops->owns_thread(pool->b))
+    return CREW_EBUSY; /* it would wait for itself */
+  return pool->ops->wait_idle(pool->b, d);
 }
 
 void crew_pool_destroy(crew_pool *pool)

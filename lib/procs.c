@@ -31,6 +31,7 @@
 
 #include "procs.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -168,6 +169,16 @@ static bool owner_take(struct crew__owner *o, crew_future *f);
 static void stop(struct crew__backend *b, int how);
 static void join(struct crew__backend *b);
 
+/* The callback thread ran every callback due: crew_pool_wait_idle may be
+ * waiting for that. */
+static void callbacks_drained(void *arg)
+{
+  struct crew__procs *pp = arg;
+  crew__mutex_lock(&pp->lock);
+  crew__cond_broadcast(&pp->changed);
+  crew__mutex_unlock(&pp->lock);
+}
+
 /* Make *pp and everything the workers need; nothing runs yet. */
 static int procs_alloc(struct crew__procs **out, const struct crew__cfg *cfg,
                        const _Atomic int *state)
@@ -192,7 +203,8 @@ static int procs_alloc(struct crew__procs **out, const struct crew__cfg *cfg,
   pp->starting_up = true;
   if ((rc = alloc_parent_side(pp)) != 0 || (rc = alloc_shared_side(pp)) != 0 ||
       (rc = crew__future_cache_create(&pp->futures)) != 0 ||
-      (rc = crew__callbacks_start(&pp->callbacks, cfg->name)) != 0) {
+      (rc = crew__callbacks_start(&pp->callbacks, cfg->name, callbacks_drained,
+                                  pp)) != 0) {
     destroy((struct crew__backend *)pp);
     return rc;
   }
@@ -345,7 +357,7 @@ static void stop(struct crew__backend *b, int how)
   struct crew__procs *pp = pp_of(b);
   crew__mutex_lock(&pp->lock);
   bool first = pp->stop == 0;
-  if (first) {
+  if (first || how == CREW_CANCEL) { /* a cancel after a drain: a kill */
     pp->stop = how + 1;
     crew__procs_publish(pp);
     crew__cond_broadcast(&pp->changed); /* waiting submitters: CREW_ECLOSED */
@@ -360,18 +372,65 @@ static void stop(struct crew__backend *b, int how)
   }
 }
 
+/* CREW_KILL, after stop(CREW_CANCEL): every live worker's process group
+ * goes (an idle worker too: it would only leave). The manager reaps them
+ * and, seeing `killing`, settles what they ran as cancelled and starts
+ * none again. */
+static void kill_workers(struct crew__backend *b)
+{
+  struct crew__procs *pp = pp_of(b);
+  crew__mutex_lock(&pp->lock);
+  pp->killing = true;
+  for (size_t i = 0; i < pp->nworkers; i++) {
+    pp->workers[i].respawn = false;
+    if (pp->workers[i].state == W_ALIVE)
+      kill(-pp->workers[i].pid, SIGKILL); /* reserved until the reap */
+  }
+  crew__mutex_unlock(&pp->lock);
+}
+
+/* With the lock held: nothing queued or running, no map in flight and no
+ * callback due or running. */
+static bool idle_now(struct crew__procs *pp)
+{
+  return crew__procs_in_use(pp) == 0 && pp->maps == 0 && pp->settling == 0 &&
+         (pp->joined ||
+          crew__callbacks_state(pp->callbacks, CREW__CB_BUSY) == 0);
+}
+
+/* Every change that may make the pool idle broadcasts `changed`: an entry
+ * freed, a map ended, the callback thread drained. */
+static int wait_idle(struct crew__backend *b, crew__deadline d)
+{
+  struct crew__procs *pp = pp_of(b);
+  int rc = 0;
+  crew__mutex_lock(&pp->lock);
+  while (!idle_now(pp))
+    if (crew__cond_wait(&pp->changed, &pp->lock, d) == CREW_ETIMEDOUT &&
+        !idle_now(pp)) {
+      rc = CREW_ETIMEDOUT;
+      break;
+    }
+  crew__mutex_unlock(&pp->lock);
+  return rc;
+}
+
 static void join(struct crew__backend *b)
 {
   struct crew__procs *pp = pp_of(b);
   crew__thread_join(&pp->manager);
-  /* Every future is resolved: run the callbacks still due, then stop. */
+  /* Every future is resolved: run the callbacks still due, then stop.
+   * wait_idle stops looking into the callback thread first. */
+  crew__mutex_lock(&pp->lock);
+  pp->joined = true;
+  crew__mutex_unlock(&pp->lock);
   crew__callbacks_stop(pp->callbacks);
   pp->callbacks = NULL;
 }
 
 static bool owns_thread(const struct crew__backend *b)
 {
-  return crew__callbacks_here(pp_of(b)->callbacks);
+  return crew__callbacks_state(pp_of(b)->callbacks, CREW__CB_HERE) != 0;
 }
 
 /* ---------------------------------------------------- stats, latency */
@@ -415,6 +474,8 @@ const struct crew__backend_ops crew__processes_ops = {
     .submit = submit,
     .map = map,
     .stop = stop,
+    .kill = kill_workers,
+    .wait_idle = wait_idle,
     .join = join,
     .owns_thread = owns_thread,
     .stats = stats,

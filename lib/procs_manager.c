@@ -160,7 +160,9 @@ static void handle_death(struct crew__procs *pp, const struct crew__pevent *ev)
   w->ready = false;
   pp->alive--;
   pp->ready -= was_ready;
-  int cause = w->deadline_kill ? CREW_EDEADLINE : CREW_ECRASHED;
+  int cause = pp->killing        ? CREW_ECANCELED
+              : w->deadline_kill ? CREW_EDEADLINE
+                                 : CREW_ECRASHED;
   w->deadline_kill = false;
   pid_t pid = w->pid;
   crew__mutex_unlock(&pp->lock);
@@ -170,7 +172,9 @@ static void handle_death(struct crew__procs *pp, const struct crew__pevent *ev)
                        slot); /* only now: see forkserver.c */
   w->pid = 0;
   bool broke = false;
-  if (!was_ready && pp->broken == 0)
+  if (pp->killing)
+    ; /* CREW_KILL: none is replaced */
+  else if (!was_ready && pp->broken == 0)
     broke = init_failed(pp, w);
   else
     plan_respawn(pp, w, ev->value != 0 || lost);

@@ -184,6 +184,7 @@ int crew__procs_map(struct crew__procs *pp, const struct crew__map_args *m)
   rc = pp->stop != 0     ? CREW_ECLOSED
        : pp->broken != 0 ? pp->broken
                          : crew__arena_alloc(pp->arena, l.size, &offset);
+  pp->maps += rc == 0; /* in flight: wait_idle waits for it */
   crew__mutex_unlock(&pp->lock);
   if (rc != 0)
     return rc;
@@ -206,6 +207,8 @@ int crew__procs_map(struct crew__procs *pp, const struct crew__map_args *m)
   }
   crew__mutex_lock(&pp->lock);
   crew__arena_free(pp->arena, offset, l.size);
+  pp->maps--;
+  crew__cond_broadcast(&pp->changed); /* wait_idle */
   crew__mutex_unlock(&pp->lock);
   return rc;
 }

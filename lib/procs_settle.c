@@ -86,19 +86,35 @@ struct settlement {
 
 #define NOTHING ((struct settlement){.how = S_NONE})
 
+/* Resolve s's future as s says (S_NONE: it is resolved already). */
+static void settle_future(struct settlement *s, struct crew__callbacks *later)
+{
+  crew_future *f = s->future;
+  if (s->how == S_RAN)
+    crew__future_settle(f, CREW__RAN, s->status, s->out, s->out_size, later);
+  else if (s->how == S_FAILED)
+    crew__future_settle(f, CREW__FAILED, s->status, NULL, 0, later);
+  else if (s->how == S_CANCELLED)
+    crew__future_settle(f, CREW__CANCELLED, 0, NULL, 0, later);
+}
+
 /*
  * Outside the lock: do s (see the head comment). A task that ran is
  * resolved first, its output copied out of the arena, then its entry freed;
  * its callbacks never run here (only the manager settles those, and hands
- * them to the callback thread), so none can wait for that entry. Any other
- * frees its entry first: its callbacks may run here, and may submit.
+ * them to the callback thread), so none can wait for that entry. So is any
+ * other the manager settles (`later`): its entry is freed only once its
+ * callbacks are due, so that wait_idle, seeing no entry in use, sees them.
+ * One settled on the thread that cancels (`later` NULL) frees its entry
+ * first: its callbacks run here, and may submit or shut down.
  */
 static void settle(struct crew__procs *pp, struct settlement *s,
                    struct crew__callbacks *later)
 {
   crew_future *f = s->future;
-  if (f != NULL && s->how == S_RAN)
-    crew__future_settle(f, CREW__RAN, s->status, s->out, s->out_size, later);
+  bool future_first = s->how == S_RAN || later != NULL;
+  if (f != NULL && future_first)
+    settle_future(s, later);
   if (s->entry != NULL) {
     crew__mutex_lock(&pp->lock);
     crew__procs_free_entry(pp, s->entry);
@@ -106,10 +122,8 @@ static void settle(struct crew__procs *pp, struct settlement *s,
   }
   if (f == NULL)
     return;
-  if (s->how == S_FAILED)
-    crew__future_settle(f, CREW__FAILED, s->status, NULL, 0, later);
-  else if (s->how == S_CANCELLED)
-    crew__future_settle(f, CREW__CANCELLED, 0, NULL, 0, later);
+  if (!future_first)
+    settle_future(s, later);
   crew_future_release(f); /* the entry's reference */
 }
 
@@ -166,12 +180,15 @@ static struct settlement task_lost(struct crew__procs *pp,
     return task_cancelled(pp, e);
   if (cause == CREW_EDEADLINE)
     pp->deadline_killed++;
-  else if (cause == CREW_EINIT) /* it never ran */
+  else if (cause == CREW_EINIT || cause == CREW_ECANCELED) /* or killed */
     pp->cancelled++;
   else
     pp->crashed++;
-  return (struct settlement){
-      .future = e->future, .entry = e, .how = S_FAILED, .status = cause};
+  return (struct settlement){.future = e->future,
+                             .entry = e,
+                             .how = cause == CREW_ECANCELED ? S_CANCELLED
+                                                            : S_FAILED,
+                             .status = cause};
 }
 
 /*
@@ -332,6 +349,8 @@ static void lose_chunk(struct crew__procs *pp, struct crew__pmap *m,
   atomic_store(&pc->done, 1);
   if (cause == CREW_EDEADLINE)
     pp->deadline_killed++;
+  else if (cause == CREW_ECANCELED) /* CREW_KILL */
+    pp->cancelled++;
   else
     pp->crashed++;
 }
@@ -482,8 +501,13 @@ void crew__procs_cancel_queued(struct crew__procs *pp)
   while (crew_queue_pop_timed(pp->tasks, &d, 0) == 0) {
     crew__mutex_lock(&pp->lock);
     struct settlement s = cancel_popped(pp, &d);
+    pp->settling++; /* its entry goes first: wait_idle waits for the rest */
     crew__mutex_unlock(&pp->lock);
     settle(pp, &s, NULL); /* here: the thread that cancels */
+    crew__mutex_lock(&pp->lock);
+    pp->settling--;
+    crew__cond_broadcast(&pp->changed);
+    crew__mutex_unlock(&pp->lock);
   }
   crew__mutex_lock(&pp->lock);
   for (size_t i = 0; i < pp->nentries; i++)

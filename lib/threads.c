@@ -21,13 +21,12 @@
  * that submits to its own pool and finds the queue full runs the new task
  * at once instead of waiting for room that only it could make.
  *
- * Start: create starts every worker and waits until each has run its init
- * (`start_lock`); if one failed, it closes the queue, joins them all and
- * fails with CREW_EINIT.
+ * Start: create waits until every worker ran its init (`start_lock`); if
+ * one failed, it closes the queue, joins them all and fails: CREW_EINIT.
  *
  * Locking: the queue has its own lock; start_lock guards the start
- * counters. Nothing else is locked: counters are atomics, each worker's
- * written only by its thread.
+ * counters; idle_lock only puts wait_idle's waiters to sleep (threads.h).
+ * Counters are atomics, each worker's written only by its thread.
  */
 #include "config.h"
 
@@ -178,6 +177,14 @@ static void handle(struct crew__tworker *w, struct crew__slot *t)
     drop_slot(w->tp, t);
   else
     run_slot(w, t);
+  crew__count(&w->handled, 1);
+}
+
+/* Drop a slot taken off the queue or a batch by a CREW_CANCEL shutdown. */
+static void drop_queued(struct crew__tpool *tp, struct crew__slot *t)
+{
+  drop_slot(tp, t);
+  atomic_fetch_add_explicit(&tp->dropped, 1, memory_order_relaxed);
 }
 
 /* Steal and handle every unclaimed entry of the other workers' batches;
@@ -190,7 +197,7 @@ static void steal_all(struct crew__tpool *tp, struct crew__tworker *w)
       if (w != NULL)
         handle(w, &t);
       else
-        drop_slot(tp, &t);
+        drop_queued(tp, &t);
     }
 }
 
@@ -237,8 +244,11 @@ static void *worker_main(void *arg)
     for (int rc = 0; rc != CREW_ECLOSED;) {
       while ((t = claim(&w->batch)) != NULL)
         handle(w, t);
-      if ((rc = refill(w)) != 0)
+      crew__tpool_poke(tp);
+      if ((rc = refill(w)) != 0) {
         steal_all(tp, w);
+        crew__tpool_poke(tp);
+      }
     }
   }
   crew__current_worker = NULL;
@@ -258,7 +268,9 @@ enqueue_full(struct crew__tpool *tp, struct crew__slot *t, crew__deadline d)
     return CREW_ETIMEDOUT;
   atomic_fetch_add_explicit(&tp->adjust, 1, memory_order_relaxed);
   if (w != NULL) { /* no room, and only this worker could make it */
+    atomic_fetch_add_explicit(&tp->ran_at_once, 1, memory_order_relaxed);
     run_slot(w, t);
+    crew__count(&w->handled, 1);
     return 0;
   }
   int rc = crew__queue_put(tp->queue, t, sizeof *t, d);
@@ -356,6 +368,8 @@ static void destroy(struct crew__backend *b)
   crew__mutex_destroy(&tp->start_lock);
   crew__cond_destroy(&tp->start_cv);
   crew__mutex_destroy(&tp->maps.lock);
+  crew__mutex_destroy(&tp->idle_lock);
+  crew__cond_destroy(&tp->idle_cv);
   free(tp->workers);
   free(tp);
 }
@@ -384,6 +398,10 @@ static int tpool_alloc(struct crew__tpool **out, const struct crew__cfg *cfg)
     goto fail_start_cv;
   if (crew__mutex_init(&tp->maps.lock) != 0)
     goto fail_maps;
+  if (crew__mutex_init(&tp->idle_lock) != 0)
+    goto fail_idle_lock;
+  if (crew__cond_init(&tp->idle_cv) != 0)
+    goto fail_idle_cv;
   tp->workers = crew__aligned_alloc(alignof(struct crew__tworker),
                                     tp->nworkers * sizeof *tp->workers);
   if (tp->workers == NULL)
@@ -395,6 +413,10 @@ static int tpool_alloc(struct crew__tpool **out, const struct crew__cfg *cfg)
   return 0;
 
 fail_workers:
+  crew__cond_destroy(&tp->idle_cv);
+fail_idle_cv:
+  crew__mutex_destroy(&tp->idle_lock);
+fail_idle_lock:
   crew__mutex_destroy(&tp->maps.lock);
 fail_maps:
   crew__cond_destroy(&tp->start_cv);
@@ -470,9 +492,45 @@ static void stop(struct crew__backend *b, int how)
   /* Cancel what is queued here and now, without waiting for a worker. */
   struct crew__slot t;
   while (crew_queue_pop_timed(tp->queue, &t, 0) == 0)
-    drop_slot(tp, &t);
+    drop_queued(tp, &t);
   steal_all(tp, NULL); /* what workers took but have not begun */
   crew__tmap_cancel(&tp->maps);
+  crew__tpool_poke(tp);
+}
+
+/* With idle_lock held: every slot handled (read before the slots taken:
+ * equal sums mean all were handled when those were read), no map. */
+static bool idle_now(struct crew__tpool *tp)
+{
+  atomic_thread_fence(memory_order_seq_cst); /* pairs with crew__tpool_poke */
+  uint64_t out = atomic_load_explicit(&tp->dropped, memory_order_acquire);
+  for (size_t i = 0; i < tp->nworkers; i++)
+    out += atomic_load_explicit(&tp->workers[i].handled, memory_order_acquire);
+  uint64_t in = crew__queue_pushed(tp->queue) +
+                atomic_load_explicit(&tp->ran_at_once, memory_order_acquire);
+  if (out != in)
+    return false;
+  crew__mutex_lock(&tp->maps.lock);
+  bool no_map = tp->maps.head == NULL;
+  crew__mutex_unlock(&tp->maps.lock);
+  return no_map;
+}
+
+static int wait_idle(struct crew__backend *b, crew__deadline d)
+{
+  struct crew__tpool *tp = tp_of(b);
+  int rc = 0;
+  crew__mutex_lock(&tp->idle_lock);
+  atomic_fetch_add_explicit(&tp->waiters, 1, memory_order_seq_cst);
+  while (!idle_now(tp))
+    if (crew__cond_wait(&tp->idle_cv, &tp->idle_lock, d) == CREW_ETIMEDOUT &&
+        !idle_now(tp)) {
+      rc = CREW_ETIMEDOUT;
+      break;
+    }
+  atomic_fetch_sub_explicit(&tp->waiters, 1, memory_order_relaxed);
+  crew__mutex_unlock(&tp->idle_lock);
+  return rc;
 }
 
 static void join(struct crew__backend *b)
@@ -488,11 +546,6 @@ static bool owns_thread(const struct crew__backend *b)
 }
 
 /* ---------------------------------------------------- stats, latency */
-
-static size_t difference(uint64_t a, uint64_t b)
-{
-  return a > b ? (size_t)(a - b) : 0;
-}
 
 static void stats(struct crew__backend *b, crew_stats *st)
 {
@@ -512,8 +565,8 @@ static void stats(struct crew__backend *b, crew_stats *st)
   st->completed = completed;
   st->failed = failed;
   st->cancelled = cancelled;
-  st->queued = difference(submitted, started + cancelled);
-  st->running = difference(started, completed);
+  st->queued = crew__minus(submitted, started + cancelled);
+  st->running = crew__minus(started, completed);
   st->workers = atomic_load_explicit(&tp->alive, memory_order_acquire);
 }
 
@@ -533,6 +586,8 @@ const struct crew__backend_ops crew__threads_ops = {
     .submit = submit,
     .map = map,
     .stop = stop,
+    .kill = NULL, /* a thread cannot be killed alone */
+    .wait_idle = wait_idle,
     .join = join,
     .owns_thread = owns_thread,
     .stats = stats,

@@ -53,6 +53,7 @@ struct crew__batch {
  * them), its batch, its pool and its thread. */
 struct crew__tworker {
   struct crew__exec exec;
+  _Atomic uint64_t handled; /* slots run or dropped here (wait_idle) */
   struct crew__batch batch;
   struct crew__tpool *tp;
   crew__thread thread;
@@ -89,7 +90,29 @@ struct crew__tpool {
   size_t nworkers; /* constant */
   size_t share;    /* a refill takes 1/share of the queue, at least 1 */
   struct crew__tworker *workers;
+  /* crew_pool_wait_idle: the pool is idle when every slot the queue took
+   * or a worker ran at once (`ran_at_once`) was handled by a worker or
+   * dropped at a CREW_CANCEL shutdown (`dropped`), and no map is on the
+   * list. Waiters count themselves in `waiters` under `idle_lock`, then
+   * look; whoever settles the last slot looks at `waiters` (idle_poke). */
+  crew__mutex idle_lock;
+  crew__cond idle_cv;
+  _Atomic unsigned waiters;
+  alignas(64) _Atomic uint64_t ran_at_once, dropped;
 };
+
+/* After slots were handled or a map ended: wake the wait_idle waiters, if
+ * any, to look again. The fence pairs with the waiter's (idle_now): either
+ * the waiter sees what was handled, or this sees the waiter. */
+static inline void crew__tpool_poke(struct crew__tpool *tp)
+{
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&tp->waiters, memory_order_relaxed) != 0) {
+    crew__mutex_lock(&tp->idle_lock);
+    crew__cond_broadcast(&tp->idle_cv);
+    crew__mutex_unlock(&tp->idle_lock);
+  }
+}
 
 /* The worker running on this thread, if any (of any pool). Initial-exec:
  * read on every submit, and one pointer of static TLS is what a library

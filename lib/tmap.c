@@ -262,6 +262,8 @@ int crew__tmap(struct crew__tpool *tp, const struct crew__map_args *m)
     job_unref(job);
     return CREW_ECLOSED;
   }
+  /* On the list only now: wait_idle sees the runners' slots until then,
+   * and once every one is handled, every item is finished. */
   maps_add(&tp->maps, job);
   for (size_t i = queued; i < want; i++)
     runner_exit(job); /* runners that never went in */
@@ -274,5 +276,6 @@ int crew__tmap(struct crew__tpool *tp, const struct crew__map_args *m)
   rc = wait_done(job);
   maps_remove(&tp->maps, job);
   job_unref(job);
+  crew__tpool_poke(tp);
   return rc;
 }

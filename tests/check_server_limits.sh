@@ -614,9 +614,11 @@ def shutdown_case(name, drain_ms, second_signal):
     three more held behind it (one in the pool's queue of 1 at most, the
     rest unread lines: the queue is full), all read in one go. The drain
     ends (at --drain-ms, or at a second signal): every unanswered request
-    gets "ERR server shutting down", then the connection is closed. The
-    running task holds the exit until its deadline, --task-timeout-ms (long
-    enough for the drain to end first on a loaded machine)."""
+    gets "ERR server shutting down", then the connection is closed. After
+    one signal the running task holds the exit until its deadline,
+    --task-timeout-ms (long enough for the drain to end first on a loaded
+    machine); after two the pool is shut down with CREW_KILL, and the exit
+    comes before that deadline."""
     s = Server(name, ["--processes", "--workers", "1", "--queue", "1",
                       "--drain-ms", str(drain_ms), "--task-timeout-ms", "2000",
                       "--max-cost", "10000000000"])
@@ -649,6 +651,10 @@ def shutdown_case(name, drain_ms, second_signal):
         if exited > 8:
             raise Fail(f"exit {exited:.2f} s after the signal, with a task "
                        f"deadline of 2 s")
+        if second_signal and exited >= 2:
+            raise Fail(f"exit {exited:.2f} s after two signals: the running "
+                       f"HASH was not killed (CREW_KILL) before its 2 s "
+                       f"deadline")
         s.wait_line(r'^drain timeout: closing 1 connections, 4 requests '
                     r'answered "ERR server shutting down"$', 1)
     finally:
@@ -659,7 +665,8 @@ def shutdown_case(name, drain_ms, second_signal):
 def check_shutdown():
     """Past the drain time, unanswered requests are answered "ERR server
     shutting down" before the close; a second signal ends the drain at
-    once; the task deadline bounds the exit."""
+    once and kills the running task; else the task deadline bounds the
+    exit."""
     answered, exited = shutdown_case("shutdown", 300, False)
     if answered < 0.3:
         raise Fail(f"the drain of 300 ms ended after {answered:.2f} s")
@@ -668,7 +675,8 @@ def check_shutdown():
        f"exit 0 after {exited:.2f} s (task deadline 2 s)")
     answered, exited = shutdown_case("shutdown-twice", 60000, True)
     ok(f"shutdown: a second signal ended a drain of 60 s at once: the same "
-       f"answers after {answered:.2f} s, exit 0 after {exited:.2f} s")
+       f"answers after {answered:.2f} s, exit 0 after {exited:.2f} s (the "
+       f"running task killed)")
 
 
 checks = [check_cost, check_task_failed, check_deadline, check_slow_clients,

@@ -108,11 +108,17 @@ enum crew_mode {
   CREW_PROCESSES = 1 /* worker processes forked from this one */
 };
 
-/* How crew_pool_shutdown() treats tasks still queued. */
+/* How crew_pool_shutdown() treats tasks still queued, and running. */
 enum crew_shutdown {
-  CREW_DRAIN = 0, /* run every queued task, then stop */
-  CREW_CANCEL = 1 /* cancel queued tasks, let running ones finish */
+  CREW_DRAIN = 0,  /* run every queued task, then stop */
+  CREW_CANCEL = 1, /* cancel queued tasks, let running ones finish */
+  CREW_KILL = 2    /* cancel queued tasks, kill the workers running tasks
+                      (process mode only) */
 };
+
+/* Or'ed into crew_pool_shutdown()'s `how`: begin the shutdown and return
+ * at once, without waiting for the workers. */
+#define CREW_NOWAIT 0x100
 
 /* The most workers a pool may have; more gives CREW_EINVAL. */
 #define CREW_WORKERS_MAX 4096
@@ -340,14 +346,54 @@ CREW_API int crew_map(crew_pool *pool, crew_fn fn, const void *in,
  * CREW_CANCEL began, every call (crew_pool_destroy() too) cancels what is
  * still queued before it waits.
  *
+ * CREW_KILL (process mode only) is CREW_CANCEL, and then every worker
+ * running a task is killed with its process group (SIGKILL): those tasks'
+ * futures resolve with CREW_ECANCELED and count in stats.cancelled, a
+ * crew_map whose items were killed returns nonzero, no replacement worker
+ * is started, and the call returns once every worker is reaped. It is the
+ * one exception to "the first shutdown decides how": after a CREW_DRAIN or
+ * CREW_CANCEL shutdown began (and is perhaps still waiting for a long
+ * task, in another thread), a CREW_KILL cancels whatever is still queued
+ * and kills what runs, and the waiting call returns too (a server's second
+ * SIGTERM). In thread mode CREW_KILL returns CREW_EINVAL and changes
+ * nothing: a thread cannot be killed without killing the process.
+ *
+ * CREW_NOWAIT, or'ed into how (CREW_DRAIN | CREW_NOWAIT, ...), begins the
+ * shutdown exactly as without it and returns 0 at once, without waiting for
+ * any worker (Python's shutdown(wait=False)); a later crew_pool_shutdown()
+ * without it, or crew_pool_destroy(), waits. Tasks still run meanwhile.
+ *
  * From inside one of the pool's own tasks, or a done callback running on a
  * process pool's callback thread, shutdown begins but cannot wait for the
  * workers (the caller is one of the threads it would join): it returns
- * CREW_EBUSY, and a later call from outside the pool, or
- * crew_pool_destroy(), does the joining. Returns CREW_EINVAL for NULL, an
- * unknown `how` or a forked child.
+ * CREW_EBUSY (0 with CREW_NOWAIT, which does not wait anyway), and a later
+ * call from outside the pool, or crew_pool_destroy(), does the joining.
+ * Returns CREW_EINVAL for NULL, an unknown `how` or flag, or a forked child.
+ * Thread safe: any thread may call it, several at once.
  */
 CREW_API int crew_pool_shutdown(crew_pool *pool, int how);
+
+/*
+ * crew_pool_wait_idle - wait until the pool is idle, without shutting it
+ * down: returns 0 at the first moment nothing is queued and nothing runs,
+ * that is once every task submitted before the call (and any submitted while
+ * it waits, up to that moment) has resolved its future and its done
+ * callbacks have returned; the items of a crew_map in flight count as
+ * running, until the map returns. (The callbacks of a future cancelled by
+ * crew_future_cancel() run on the cancelling thread, inside that call: they
+ * are not waited for.) The pool stays open: later submits work. Waits at
+ * most timeout_ns nanoseconds (CREW_FOREVER: no limit; 0: only looks),
+ * then returns CREW_ETIMEDOUT. On a pool that is shut down it returns 0
+ * once every task has resolved (workers may still be exiting).
+ *
+ * Thread safe: several threads may wait at once, while others submit. From
+ * inside a task of the same pool, or a done callback on a process pool's
+ * callback thread, it returns CREW_EBUSY at once (it would wait for
+ * itself). Returns CREW_EINVAL for NULL or a call from a forked child (a
+ * worker process included). Python: concurrent.futures.wait() on every
+ * future submitted, or a join on a JoinableQueue.
+ */
+CREW_API int crew_pool_wait_idle(crew_pool *pool, uint64_t timeout_ns);
 
 /*
  * crew_pool_destroy - shut the pool down with CREW_DRAIN if no shutdown has
