@@ -3,10 +3,11 @@
  * callbacks, and the slabs they come from (waiting is wait.c's).
  *
  * States (the low bits of `state`): QUEUED -> RUNNING -> DONE (ran: status
- * and output) or FAILED (a process worker died under it: status, no
- * output), or QUEUED -> CANCELLED. DONE, FAILED and CANCELLED are
- * "resolved" and final. QUEUED -> RUNNING is a compare-and-swap ("claim"):
- * whoever wins runs the task, the others do nothing: the worker that pops
+ * and output) or FAILED (a process worker died under it: status, and in
+ * `end`, over the submit time it no longer needs, how the worker ended), or
+ * QUEUED -> CANCELLED. DONE, FAILED and CANCELLED are "resolved" and
+ * final. QUEUED -> RUNNING is a compare-and-swap ("claim"): whoever wins
+ * runs the task, the others do nothing: the worker that pops
  * the task's slot, or a worker of the pool waiting on the future
  * (crew__future_run owns claim, run and resolve). The thread that claimed
  * it resolves it with one fetch-and-add (RUNNING + 1 is DONE, + 2 FAILED),
@@ -410,7 +411,7 @@ void crew__future_popped(crew_future *f, struct crew__exec *x)
 }
 
 bool crew__future_settle(crew_future *f, enum crew__settle how, int status,
-                         const void *out, size_t out_size,
+                         const void *out, size_t out_size, const crew_exit *end,
                          struct crew__callbacks *later)
 {
   if (how == CREW__CANCELLED)
@@ -419,6 +420,8 @@ bool crew__future_settle(crew_future *f, enum crew__settle how, int status,
     return false;
   if (how == CREW__RAN && out_size > 0)
     memcpy(crew__future_out(f), out, out_size);
+  if (how == CREW__FAILED) /* published by the resolve, like the status */
+    f->end = end != NULL ? *end : (crew_exit){.pid = 0, .code = 0};
   resolve(f, how == CREW__RAN ? DONE : FAILED, status, later);
   return true;
 }

@@ -102,12 +102,13 @@ enum crew__settle { CREW__RAN, CREW__FAILED, CREW__CANCELLED };
 /*
  * Resolve a QUEUED future whose task ran elsewhere: CREW__RAN (status, and
  * out_size bytes of output copied from `out`), CREW__FAILED (a worker died
- * under it: status only) or CREW__CANCELLED. Its callbacks run on `later`'s
+ * under it: status, and how the worker ended if `end` is not NULL, for
+ * crew_future_exit) or CREW__CANCELLED. Its callbacks run on `later`'s
  * thread, or here if `later` is NULL. False, doing nothing, if a cancel
  * resolved it first.
  */
 bool crew__future_settle(crew_future *f, enum crew__settle how, int status,
-                         const void *out, size_t out_size,
+                         const void *out, size_t out_size, const crew_exit *end,
                          struct crew__callbacks *later);
 
 #endif

@@ -58,7 +58,10 @@ struct crew_future {
                                list (never both: the latter holds a ref) */
   struct crew__owner *owner;
   crew_fn fn;
-  uint64_t submitted_ns; /* for the pool's timing; 0 if it does not time */
+  union {
+    uint64_t submitted_ns; /* for the pool's timing; 0 if it does not time */
+    crew_exit end;         /* FAILED: how its worker ended (pid 0: not known) */
+  };
   /* Guarded by the stripe: */
   struct waiter_link *waiters;
   struct crew__callback *callbacks; /* not yet run, in the order added */

@@ -167,10 +167,11 @@ bool crew__procs_push(struct crew__procs *pp, const struct crew__pentry *e,
 /* A worker's report (EV_DONE, EV_SKIPPED, EV_RUNNER_DONE): settle it. */
 void crew__procs_reported(struct crew__procs *pp,
                           const struct crew__pevent *ev);
-/* Worker `pid` of `slot` died (cause: CREW_ECRASHED or CREW_EDEADLINE):
- * settle what it held; true if a task it ran was lost (a crash). */
+/* Worker `pid` of `slot` died (cause: CREW_ECRASHED or CREW_EDEADLINE;
+ * code: its wait code, exit status 0..255 or -signal, or INT32_MIN if not
+ * known): settle what it held; true if a task it ran was lost (a crash). */
 bool crew__procs_dead(struct crew__procs *pp, uint32_t slot, pid_t pid,
-                      int cause);
+                      int cause, int code);
 /* The pool broke: settle everything queued or in use with `cause`. */
 void crew__procs_lose_all(struct crew__procs *pp, int cause);
 /* After a CREW_CANCEL shutdown began: cancel everything queued, here, and

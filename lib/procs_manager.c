@@ -166,7 +166,7 @@ static void handle_death(struct crew__procs *pp, const struct crew__pevent *ev)
   w->deadline_kill = false;
   pid_t pid = w->pid;
   crew__mutex_unlock(&pp->lock);
-  bool lost = crew__procs_dead(pp, slot, pid, cause);
+  bool lost = crew__procs_dead(pp, slot, pid, cause, ev->value);
   crew__mutex_lock(&pp->lock);
   crew__forkserver_ask(&pp->server, CREW__FS_REAP,
                        slot); /* only now: see forkserver.c */
@@ -272,8 +272,10 @@ static void server_died(struct crew__procs *pp)
   for (uint32_t i = 0; i < pp->nworkers; i++) {
     crew__mutex_lock(&pp->lock);
     struct crew__pworker *w = &pp->workers[i];
-    struct crew__pevent ev = {
-        .kind = CREW__EV_DIED, .slot = i, .ticket = (uint64_t)w->pid};
+    struct crew__pevent ev = {.kind = CREW__EV_DIED,
+                              .slot = i,
+                              .ticket = (uint64_t)w->pid,
+                              .value = INT32_MIN}; /* no wait code known */
     bool alive = w->state == W_ALIVE;
     crew__mutex_unlock(&pp->lock);
     if (alive)

@@ -82,6 +82,7 @@ struct settlement {
   int status;
   const void *out; /* S_RAN: the output in the arena */
   size_t out_size;
+  crew_exit end; /* S_FAILED: how its worker ended (pid 0: not known) */
 };
 
 #define NOTHING ((struct settlement){.how = S_NONE})
@@ -91,11 +92,12 @@ static void settle_future(struct settlement *s, struct crew__callbacks *later)
 {
   crew_future *f = s->future;
   if (s->how == S_RAN)
-    crew__future_settle(f, CREW__RAN, s->status, s->out, s->out_size, later);
+    crew__future_settle(f, CREW__RAN, s->status, s->out, s->out_size, NULL,
+                        later);
   else if (s->how == S_FAILED)
-    crew__future_settle(f, CREW__FAILED, s->status, NULL, 0, later);
+    crew__future_settle(f, CREW__FAILED, s->status, NULL, 0, &s->end, later);
   else if (s->how == S_CANCELLED)
-    crew__future_settle(f, CREW__CANCELLED, 0, NULL, 0, later);
+    crew__future_settle(f, CREW__CANCELLED, 0, NULL, 0, NULL, later);
 }
 
 /*
@@ -172,9 +174,11 @@ static struct settlement task_cancelled(struct crew__procs *pp,
 }
 
 /* With the lock held: entry e's task is lost (its worker died in it, its
- * record says nothing we can believe, or the pool broke). */
+ * record says nothing we can believe, or the pool broke). `end`: how its
+ * worker ended, if that is known (else NULL). */
 static struct settlement task_lost(struct crew__procs *pp,
-                                   struct crew__pentry *e, int cause)
+                                   struct crew__pentry *e, int cause,
+                                   const crew_exit *end)
 {
   if (e->user_cancelled) /* resolved already: only the entry is left */
     return task_cancelled(pp, e);
@@ -188,7 +192,8 @@ static struct settlement task_lost(struct crew__procs *pp,
                              .entry = e,
                              .how = cause == CREW_ECANCELED ? S_CANCELLED
                                                             : S_FAILED,
-                             .status = cause};
+                             .status = cause,
+                             .end = end != NULL ? *end : (crew_exit){0, 0}};
 }
 
 /*
@@ -301,7 +306,7 @@ static struct settlement task_reported(struct crew__procs *pp,
   struct settlement s;
   if (kind == CREW__EV_SKIPPED && state == R_QUEUED && requeue(pp, e, &s))
     return s; /* popped, not run: again */
-  return task_lost(pp, e, CREW_ECRASHED);
+  return task_lost(pp, e, CREW_ECRASHED, NULL);
 }
 
 void crew__procs_reported(struct crew__procs *pp, const struct crew__pevent *ev)
@@ -355,10 +360,21 @@ static void lose_chunk(struct crew__procs *pp, struct crew__pmap *m,
     pp->crashed++;
 }
 
-/* With the lock held: worker `pid` of `slot` died holding descriptor d. */
+/* A dead worker: its pid, why it died and how it ended (pid 0: its wait
+ * code is not known). */
+struct death {
+  pid_t pid;
+  int cause;
+  crew_exit end;
+};
+
+/* With the lock held: worker dead->pid of `slot` died holding descriptor
+ * d. */
 static struct settlement dead_task(struct crew__procs *pp, uint32_t slot,
-                                   pid_t pid, struct crew__pdesc d, int cause)
+                                   const struct death *dead,
+                                   struct crew__pdesc d)
 {
+  int cause = dead->cause;
   struct crew__pentry *e = crew__procs_entry(pp, d.entry, d.ticket);
   if (e == NULL)
     return NOTHING;
@@ -373,7 +389,7 @@ static struct settlement dead_task(struct crew__procs *pp, uint32_t slot,
   uint32_t state = record_state(pp, e, &owner);
   /* Claimed by another worker: the slot lies (a copy of another's); the
    * owner settles it. */
-  if ((state == R_RUNNING || state == R_DONE) && owner != pid)
+  if ((state == R_RUNNING || state == R_DONE) && owner != dead->pid)
     return NOTHING;
   struct settlement s;
   if (state == R_DONE) /* it ran; the worker died before saying so */
@@ -382,14 +398,9 @@ static struct settlement dead_task(struct crew__procs *pp, uint32_t slot,
     return s;
   if (state == R_CANCELLED)
     return task_cancelled(pp, e);
-  return task_lost(pp, e, cause); /* RUNNING, or a value crew never wrote */
+  /* RUNNING, or a value crew never wrote */
+  return task_lost(pp, e, cause, &dead->end);
 }
-
-/* A dead worker: its pid and why it died, for settle_each. */
-struct death {
-  pid_t pid;
-  int cause;
-};
 
 /* Every other task whose record says the dead worker claimed it: its slot
  * may have been scribbled on, so the records are the second witness. Every
@@ -409,15 +420,26 @@ static struct settlement swept(struct crew__procs *pp, struct crew__pentry *e,
     return NOTHING;
   if (e->user_cancelled)
     return task_cancelled(pp, e);
-  return state == R_DONE ? task_ran(pp, e) : task_lost(pp, e, dead->cause);
+  return state == R_DONE ? task_ran(pp, e)
+                         : task_lost(pp, e, dead->cause, &dead->end);
+}
+
+/* Whether a wait code, from the event queue (which a worker may have
+ * scribbled on), is one: an exit status 0..255, or -signal. */
+static bool wait_code(int code)
+{
+  return code >= -127 && code <= 255;
 }
 
 bool crew__procs_dead(struct crew__procs *pp, uint32_t slot, pid_t pid,
-                      int cause)
+                      int cause, int code)
 {
+  struct death dead = {pid, cause, {0, 0}};
+  if (wait_code(code))
+    dead.end = (crew_exit){.pid = pid, .code = code};
   crew__mutex_lock(&pp->lock);
   struct crew__pslot *ss = &pp->ctrl->slots[slot];
-  struct settlement s = dead_task(pp, slot, pid, ss->current, cause);
+  struct settlement s = dead_task(pp, slot, &dead, ss->current);
   /* Clear the slot for its next worker: a stale busy_since would have the
    * replacement killed at once for its predecessor's deadline. */
   ss->current.entry = CREW__NO_ENTRY;
@@ -427,7 +449,6 @@ bool crew__procs_dead(struct crew__procs *pp, uint32_t slot, pid_t pid,
   crew__mutex_unlock(&pp->lock);
   bool lost = s.how == S_FAILED;
   settle_later(pp, &s);
-  struct death dead = {pid, cause};
   settle_each(pp, swept, &dead, pp->callbacks);
   return lost;
 }
@@ -442,7 +463,7 @@ static struct settlement lost(struct crew__procs *pp, struct crew__pentry *e,
     runner_finished(pp, e);
     return NOTHING;
   }
-  return task_lost(pp, e, *(const int *)arg);
+  return task_lost(pp, e, *(const int *)arg, NULL);
 }
 
 void crew__procs_lose_all(struct crew__procs *pp, int cause)

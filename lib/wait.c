@@ -1,6 +1,7 @@
 /*
  * wait.c - waiting for futures: one (crew_future_wait, _get and their timed
- * twins), any or all of several.
+ * twins), any or all of several; and looking at one without waiting
+ * (crew_future_done, _status, _exit).
  *
  * A waiter first looks; a worker of the future's pool that waits on a task
  * still queued runs it itself (the owner's help hook), so waits cannot
@@ -39,6 +40,17 @@ int crew_future_status(const crew_future *f)
     return CREW_EINVAL;
   int state = crew__load_state(f);
   return crew__is_resolved(state) ? status_of(f, state) : CREW_EBUSY;
+}
+
+int crew_future_exit(const crew_future *f, crew_exit *e)
+{
+  if (f == NULL || e == NULL || crew__load_state(f) != FAILED)
+    return CREW_EINVAL;
+  if (f->end.pid <= 0 ||
+      (f->status != CREW_ECRASHED && f->status != CREW_EDEADLINE))
+    return CREW_EINVAL; /* lost without a death to tell of */
+  *e = f->end;
+  return 0;
 }
 
 /* If the calling thread may run f's queued task itself (a worker of its

@@ -927,6 +927,8 @@ START_TEST(a_killed_fork_server_breaks_the_pool_cleanly)
   ck_assert_int_eq(kill(server, SIGKILL), 0);
   for (int i = 0; i < 5; i++) {
     ck_assert_int_eq(crew_future_wait_timed(f[i], 5000 * MS), CREW_ECRASHED);
+    crew_exit e; /* lost with the server: no worker's death to tell of */
+    ck_assert_int_eq(crew_future_exit(f[i], &e), CREW_EINVAL);
     crew_future_release(f[i]);
   }
   crew_future *late = NULL;

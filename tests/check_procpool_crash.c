@@ -2,8 +2,8 @@
  * check_procpool_crash.c - worker processes that die or overrun: crash
  * isolation (segfault, abort, _exit, exit, an outside SIGKILL, a death in a
  * map chunk), deadlines (the task's process group is killed, one
- * replacement per kill), no fork storm from crashing tasks, and recycling
- * after max_tasks_per_worker.
+ * replacement per kill), how the worker ended (crew_future_exit), no fork
+ * storm from crashing tasks, and recycling after max_tasks_per_worker.
  *
  * Tasks run in other processes: they talk to the test through the shared
  * state of proctest.h (a gate, a box of posts, counters), made before the
@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,12 +34,25 @@
 
 /* ============================================================== crash */
 
+/* How f's worker ended, asserting crew_future_exit tells it: a process of
+ * its own. */
+static crew_exit exit_of(const crew_future *f)
+{
+  crew_exit e = {.pid = -1, .code = INT_MIN};
+  ck_assert_int_eq(crew_future_exit(f, &e), 0);
+  ck_assert_int_gt(e.pid, 0);
+  ck_assert_int_ne(e.pid, getpid());
+  return e;
+}
+
 /*
  * One worker crashes in a task as `kind` says, while the other runs a
- * parked task: the crash resolves with CREW_ECRASHED, tasks before and
- * after complete, the pool gets its worker back and keeps working.
+ * parked task: the crash resolves with CREW_ECRASHED, and crew_future_exit
+ * tells the crashing worker's pid and `code` (before and after the pool is
+ * destroyed); tasks before and after complete, the pool gets its worker
+ * back and keeps working.
  */
-static void crash_scenario(int kind)
+static void crash_scenario(int kind, int code)
 {
   enum { BEFORE = 3, AFTER = 5 };
   shared_setup(0);
@@ -52,15 +66,20 @@ static void crash_scenario(int kind)
                    0);
   for (int i = 0; i < AFTER; i++)
     after[i] = submit_add(pool, 100 + i);
+  pid_t victim = 0;
   if (kind == CRASH_KILLED) {
-    pid_t victim = (pid_t)take();
+    victim = (pid_t)take();
     ck_assert_int_ne(victim, parked_pid);
     ck_assert_int_ne(victim, getpid());
     ck_assert_int_eq(kill(victim, SIGKILL), 0);
   }
   ck_assert_int_eq(crew_future_wait(crash), CREW_ECRASHED);
   ck_assert_int_eq(crew_future_status(crash), CREW_ECRASHED);
-  crew_future_release(crash);
+  crew_exit end = exit_of(crash);
+  ck_assert_int_eq(end.code, code);
+  ck_assert_int_ne(end.pid, parked_pid);
+  if (victim != 0)
+    ck_assert_int_eq(end.pid, victim);
   /* The tasks queued behind it run on its replacement: the other worker is
    * parked. */
   for (int i = 0; i < AFTER; i++)
@@ -88,36 +107,109 @@ static void crash_scenario(int kind)
   assert_pool_settled(pool);
   ck_assert_uint_eq(atomic_load(&shm->ran), BEFORE + AFTER + 1 + 100);
   crew_pool_destroy(pool);
+  crew_exit later = exit_of(crash); /* the future outlives its pool */
+  ck_assert_int_eq(later.pid, end.pid);
+  ck_assert_int_eq(later.code, code);
+  crew_future_release(crash);
   shared_teardown();
 }
 
 START_TEST(a_segfault_resolves_crashed)
 {
-  crash_scenario(CRASH_SEGV);
+  crash_scenario(CRASH_SEGV, -SIGSEGV);
 }
 END_TEST
 
 START_TEST(an_abort_resolves_crashed)
 {
-  crash_scenario(CRASH_ABORT);
+  crash_scenario(CRASH_ABORT, -SIGABRT);
 }
 END_TEST
 
 START_TEST(an_exit_3_resolves_crashed)
 {
-  crash_scenario(CRASH_EXIT3);
+  crash_scenario(CRASH_EXIT3, 3);
 }
 END_TEST
 
 START_TEST(an_exit_0_resolves_crashed)
 {
-  crash_scenario(CRASH_EXIT0);
+  crash_scenario(CRASH_EXIT0, 0);
 }
 END_TEST
 
 START_TEST(an_outside_sigkill_resolves_crashed)
 {
-  crash_scenario(CRASH_KILLED);
+  crash_scenario(CRASH_KILLED, -SIGKILL);
+}
+END_TEST
+
+/*
+ * crew_future_exit tells only of a worker's death: CREW_EINVAL, *e left
+ * alone, for NULL arguments, a future still queued or running, one that
+ * completed (with 0 or a failing status), a cancelled one, and a thread
+ * pool's failed future.
+ */
+static void assert_no_exit(const crew_future *f)
+{
+  crew_exit e = {.pid = -1, .code = INT_MIN};
+  ck_assert_int_eq(crew_future_exit(f, &e), CREW_EINVAL);
+  ck_assert_int_eq(e.pid, -1);
+  ck_assert_int_eq(e.code, INT_MIN);
+}
+
+START_TEST(exit_is_einval_without_a_worker_death)
+{
+  shared_setup(0);
+  crew_pool *pool = ppool(2, 0);
+  crew_future *gated[2], *queued = submit_add(pool, 1), *failing = NULL;
+  expect_add(queued, 1);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &gated[i]), 0);
+    take(); /* running, parked at the gate */
+  }
+  queued = submit_add(pool, 2);
+  assert_no_exit(gated[0]); /* running */
+  assert_no_exit(queued);   /* queued: both workers are parked */
+  ck_assert_int_eq(crew_future_cancel(queued), 0);
+  assert_no_exit(queued);
+  crew_future_release(queued);
+  open_gate(2);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(crew_future_wait(gated[i]), 0);
+    assert_no_exit(gated[i]);
+    crew_future_release(gated[i]);
+  }
+  int status = 7;
+  ck_assert_int_eq(
+      crew_submit(pool, status_task, &status, sizeof status, 0, &failing), 0);
+  ck_assert_int_eq(crew_future_wait(failing), 7);
+  assert_no_exit(failing);
+  crew_future_release(failing);
+
+  int kind = CRASH_EXIT3;
+  crew_future *crash = NULL;
+  ck_assert_int_eq(crew_submit(pool, crash_task, &kind, sizeof kind, 0, &crash),
+                   0);
+  ck_assert_int_eq(crew_future_wait(crash), CREW_ECRASHED);
+  crew_exit e = {.pid = -1, .code = INT_MIN};
+  ck_assert_int_eq(crew_future_exit(crash, NULL), CREW_EINVAL);
+  ck_assert_int_eq(crew_future_exit(NULL, &e), CREW_EINVAL);
+  ck_assert_int_eq(e.pid, -1);
+  crew_future_release(crash);
+  crew_pool_destroy(pool);
+  shared_teardown();
+
+  /* A thread pool's futures never tell of a worker's death. */
+  crew_config cfg = pool_config(CREW_THREADS, 1);
+  pool = pool_create(&cfg);
+  ck_assert_int_eq(
+      crew_submit(pool, status_task, &status, sizeof status, 0, &failing), 0);
+  ck_assert_int_eq(crew_future_wait(failing), 7);
+  assert_no_exit(failing);
+  crew_pool_destroy(pool);
+  assert_no_exit(failing);
+  crew_future_release(failing);
 }
 END_TEST
 
@@ -216,7 +308,8 @@ START_TEST(a_task_past_its_deadline_is_killed_with_its_group)
   ck_assert_msg(elapsed >= 200 * MS && elapsed <= 500 * MS,
                 "resolved %.1f ms after the task started",
                 (double)elapsed / 1e6);
-  crew_future_release(s);
+  crew_exit end = exit_of(s); /* killed by the manager */
+  ck_assert_int_eq(end.code, -SIGKILL);
 
   /* The grandchild was killed too, within a second. */
   int wstatus = 0;
@@ -240,6 +333,11 @@ START_TEST(a_task_past_its_deadline_is_killed_with_its_group)
   ck_assert_uint_eq(st.restarted, 1);
   assert_pool_settled(pool);
   crew_pool_destroy(pool);
+  ck_assert_int_eq(crew_future_status(s), CREW_EDEADLINE);
+  crew_exit later = exit_of(s);
+  ck_assert_int_eq(later.pid, end.pid);
+  ck_assert_int_eq(later.code, -SIGKILL);
+  crew_future_release(s);
   shared_teardown();
 }
 END_TEST
@@ -418,6 +516,7 @@ int main(void)
   tcase_add_test(tc, an_exit_3_resolves_crashed);
   tcase_add_test(tc, an_exit_0_resolves_crashed);
   tcase_add_test(tc, an_outside_sigkill_resolves_crashed);
+  tcase_add_test(tc, exit_is_einval_without_a_worker_death);
   tcase_add_test(tc, a_worker_dying_in_a_map_chunk);
   suite_add_tcase(s, tc);
 

@@ -32,6 +32,8 @@
 
 #include <crew/common.h>
 
+#include <sys/types.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -87,6 +89,28 @@ CREW_API bool crew_future_done(const crew_future *f);
  * waiting: CREW_EBUSY while the future is unresolved, CREW_EINVAL for NULL.
  */
 CREW_API int crew_future_status(const crew_future *f);
+
+/* How the worker process that ran a failed task ended (crew_future_exit). */
+typedef struct crew_exit {
+  pid_t pid; /* the worker process that ran the task */
+  int code;  /* its exit status 0..255, or -signal if a signal ended it */
+} crew_exit;
+
+/*
+ * crew_future_exit - how the worker process died under a task: for a future
+ * that resolved CREW_ECRASHED or CREW_EDEADLINE because its worker ended,
+ * fill *e with the worker's pid and its exit status (0..255) or -N if
+ * signal N ended it (a deadline kill reads -SIGKILL), and return 0.
+ *
+ * Returns CREW_EINVAL, leaving *e untouched, for a future not resolved, one
+ * that completed or was cancelled, any future of a thread pool, f or e
+ * NULL, and a task crew settled as lost without a worker's death to tell
+ * of: its pool broke (the fork server died, a shared queue was found
+ * corrupt, no worker could start) or its worker reported nonsense. Never
+ * blocks. The answer stays readable after the pool is destroyed, until the
+ * future is released.
+ */
+CREW_API int crew_future_exit(const crew_future *f, crew_exit *e);
 
 /*
  * crew_future_cancel - cancel the task if it has not started.
