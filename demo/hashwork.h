@@ -32,9 +32,12 @@
  *      ERR task failed: <reason>       the work did not complete otherwise:
  *                                      with worker processes, the worker
  *                                      died during the task (a crash, or
- *                                      killed from outside): "ERR task
- *                                      failed: the worker process died
- *                                      during the task"
+ *                                      killed from outside) and <reason>
+ *                                      says how: "worker 1234 killed by
+ *                                      SIGSEGV", "worker 1234 exited with
+ *                                      3" (or, if that is not known, "the
+ *                                      worker process died during the
+ *                                      task")
  *    The work is a pure function of the request, and such a failure is the
  *    server's, not the request's: sending the same request again is safe,
  *    and gets the digest unless the server fails again (a request that

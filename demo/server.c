@@ -14,14 +14,15 @@
  * the limits below ("ERR request too costly (max N)"), or fail here after
  * it was accepted: "ERR task failed: <reason>" when its task did not
  * complete. With --processes that is "ERR task failed: deadline" when it
- * overran --task-timeout-ms, and crew_strerror()'s text otherwise, as when
- * the worker process died during it (a crash, or killed from outside; crew
- * replaces the worker). The work is a pure function of the request, so a
- * client may safely send a failed request again. The server may also end a
- * connection after a last ERR: "ERR read timeout" or "ERR server busy"
- * (limits below) answers its oldest unanswered request, "ERR server
- * shutting down" (Shutdown below) every one still unanswered. demo/loadgen
- * drives it and checks every answer.
+ * overran --task-timeout-ms, how the worker process ended when it died
+ * during it (a crash, or killed from outside; crew replaces the worker),
+ * from crew_future_exit(): "worker 1234 killed by SIGSEGV", "worker 1234
+ * exited with 3"; and crew_strerror()'s text otherwise. The work is a pure
+ * function of the request, so a client may safely send a failed request again.
+ * The server may also end a connection after a last ERR: "ERR read timeout" or
+ * "ERR server busy" (limits below) answers its oldest unanswered request, "ERR
+ * server shutting down" (Shutdown below) every one still unanswered.
+ * demo/loadgen drives it and checks every answer.
  *
  * Design:
  *  - Order: a client may pipeline requests; answers go back in request
@@ -110,6 +111,7 @@
  */
 #define _GNU_SOURCE /* accept4 */
 
+#include "exits.h"
 #include "hashwork.h"
 
 #include <crew.h>
@@ -1054,6 +1056,11 @@ static void drain_completions(struct server *s)
       struct conn *c = r->conn;
       uint64_t digest = 0;
       int rc = crew_future_get(done[i].future, &digest, sizeof digest);
+      char text[ANSWER_MAX] = "ERR task failed: ";
+      size_t at = strlen(text);
+      if (rc != 0 && rc != CREW_EDEADLINE && /* a dead worker: say how */
+          !demo_describe_exit(done[i].future, text + at, sizeof text - at))
+        snprintf(text + at, sizeof text - at, "%s", crew_strerror(rc));
       crew_future_release(done[i].future);
       if (rc == 0) {
         hw_format_digest(digest, r->answer);
@@ -1063,8 +1070,6 @@ static void drain_completions(struct server *s)
         s->deadlines++;
         set_answer(r, "ERR task failed: deadline");
       } else {
-        char text[ANSWER_MAX];
-        snprintf(text, sizeof text, "ERR task failed: %s", crew_strerror(rc));
         set_answer(r, text);
       }
       c->running--;

@@ -16,7 +16,8 @@
  *   tiny   thousands of tasks that do almost nothing: handing work over costs
  *          more than the work, and one by one wins.
  *   crash  one task crashes (SIGSEGV): with processes its future says
- *          CREW_ECRASHED and the others finish; with threads the whole
+ *          CREW_ECRASHED, and crew_future_exit() which worker died and by
+ *          which signal, and the others finish; with threads the whole
  *          program dies (shown safely: that part runs in a child process).
  *   hang   one task never returns: with processes it is killed at its
  *          deadline (CREW_EDEADLINE); with threads nothing can stop it (the
@@ -26,6 +27,8 @@
  * writes tour.png; without it, it writes the data and the gnuplot script
  * next to where the PNG would go, and says how to draw them.
  */
+#include "exits.h"
+
 #include <crew.h>
 
 #include <errno.h>
@@ -374,7 +377,11 @@ static void crash_workload(size_t workers)
   }
   r->thr = now_s() - t0;
   static char thr_note[64];
-  snprintf(thr_note, sizeof thr_note, "program died (signal %d)", -code);
+  const char *sig = demo_signal_name(-code);
+  if (sig != NULL)
+    snprintf(thr_note, sizeof thr_note, "program died (%s)", sig);
+  else
+    snprintf(thr_note, sizeof thr_note, "program died (signal %d)", -code);
   r->thr_note = thr_note;
   /* Processes: only that task fails. */
   crew_pool *pool = start_pool(CREW_PROCESSES, workers, 0);
@@ -384,10 +391,13 @@ static void crash_workload(size_t workers)
   for (int i = 0; i < 20; i++)
     crew_submit(pool, i == 7 ? crash : wait_for, &us, sizeof us, 0, &fs[i]);
   int crashed = 0, fine = 0;
+  char how[64] = "its worker died"; /* crew_future_exit() says how */
   for (int i = 0; i < 20; i++) {
     int st = crew_future_wait(fs[i]);
     crashed += st == CREW_ECRASHED;
     fine += st == 0;
+    if (st == CREW_ECRASHED)
+      demo_describe_exit(fs[i], how, sizeof how);
     crew_future_release(fs[i]);
   }
   r->proc = now_s() - t0;
@@ -398,9 +408,9 @@ static void crash_workload(size_t workers)
   progress_done();
   snprintf(r->sentence, sizeof r->sentence,
            "A thread that crashes takes the whole program with it; a worker "
-           "process that crashes loses only its task (CREW_ECRASHED), is "
-           "replaced, and the other %d tasks finish.",
-           fine);
+           "process that crashes (here %s) loses only its task "
+           "(CREW_ECRASHED), is replaced, and the other %d tasks finish.",
+           how, fine);
 }
 
 /* In a child process: a thread pool whose one task hangs. */

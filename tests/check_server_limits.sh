@@ -5,7 +5,8 @@
 #    "ERR request too costly (max N)", and the connection goes on; by
 #    default the costliest request the syntax allows is declined at once.
 #  - task failed: with worker processes, a HASH whose worker is killed under
-#    it gets "ERR task failed: <reason>", and the next request is served.
+#    it gets "ERR task failed: <reason>" naming the worker and the signal,
+#    and the next request is served.
 #  - deadline: with worker processes, a HASH that runs past
 #    --task-timeout-ms gets "ERR task failed: deadline" at the deadline.
 #  - slow clients: clients trickling a line byte by byte get "ERR read
@@ -315,8 +316,8 @@ def check_cost():
 
 def check_task_failed():
     """With worker processes, a HASH whose worker dies under it gets the
-    documented "ERR task failed: ..." answer, and sending it again is
-    safe: the replacement worker answers."""
+    documented "ERR task failed: ..." answer, naming the worker and the
+    signal, and sending it again is safe: the replacement worker answers."""
     s = Server("task-failed", ["--processes", "--workers", "1",
                                "--max-cost", "10000000000"])
     try:
@@ -331,7 +332,7 @@ def check_task_failed():
             time.sleep(0.01)
         os.kill(w, signal.SIGKILL)
         c.expect("HASH whose worker was killed",
-                 "ERR task failed: the worker process died during the task")
+                 f"ERR task failed: worker {w} killed by SIGKILL")
         c.send("HASH 3 retry\n")
         c.expect("the next HASH, on a new worker", hashwork("retry", 3))
         c.close()
@@ -339,8 +340,7 @@ def check_task_failed():
     finally:
         s.kill()
     ok("task failed: a HASH whose worker process is killed gets \"ERR task "
-       "failed: the worker process died during the task\", the next is "
-       "served")
+       "failed: worker N killed by SIGKILL\", the next is served")
 
 
 def check_deadline():

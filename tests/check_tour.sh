@@ -1,8 +1,9 @@
 #!/bin/sh
 # The tour runs at small sizes, prints a row for every workload, and shows
 # what it promises: the thread-mode crash kills its program, the process
-# pool loses only the crashing task, and the hung task is killed at its
-# deadline. Timings are not checked: the machine may be busy.
+# pool loses only the crashing task and names its worker and signal, and
+# the hung task is killed at its deadline. Timings are not checked: the
+# machine may be busy.
 set -u
 out=$("${top_builddir:-.}/demo/tour" --quick --no-plot 2>&1)
 status=$?
@@ -15,10 +16,12 @@ fail() {
 for row in "CPU-bound:" "Waiting:" "Tiny:" "A crash:" "A hang:"; do
   printf '%s\n' "$out" | grep -q "^$row" || fail "no '$row' row"
 done
-printf '%s\n' "$out" | grep -q "program died (signal 11)" ||
+printf '%s\n' "$out" | grep -q "program died (SIGSEGV)" ||
   fail "the thread-mode crash did not kill its program with SIGSEGV"
 printf '%s\n' "$out" | grep -q "1 crashed, 19 fine" ||
   fail "the process pool did not lose exactly the crashing task"
+printf '%s\n' "$out" | grep -q "(here worker [0-9][0-9]* killed by SIGSEGV)" ||
+  fail "the crashed task's future did not name its worker and SIGSEGV"
 printf '%s\n' "$out" | grep -q "killed at its deadline" ||
   fail "the hung task was not killed at its deadline"
 "${top_builddir:-.}/demo/tour" --help | grep -q "usage: tour" ||
