@@ -24,6 +24,11 @@ mpirun_flags="--oversubscribe --bind-to none"
 if [ "$(id -u)" = 0 ]; then
   mpirun_flags="$mpirun_flags --allow-run-as-root"
 fi
+# Large messages between ranks on one machine go by cross-process reads
+# (CMA), which containers often forbid; copying through shared memory
+# works everywhere.
+OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
+export OMPI_MCA_btl_vader_single_copy_mechanism
 # A hang fails the test instead of holding up CI (timeout is in coreutils).
 guard=""
 if command -v timeout >/dev/null 2>&1; then
