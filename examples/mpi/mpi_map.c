@@ -46,7 +46,8 @@
  * thread answers the other ranks. A main thread waits for a message by
  * testing for it, then napping between tests (wait_all), not in a
  * blocking call: Open MPI's blocking calls spin, and a spinning main
- * thread would take a core from its rank's workers.
+ * thread would take a core from its rank's workers. The naps cost a round
+ * trip up to about a millisecond, so a chunk should run for much longer.
  *
  * Fork and MPI: the pool is created before MPI_Init, so in process mode
  * its fork server, and every worker it forks later, replacements
@@ -72,13 +73,19 @@
 #include <sys/resource.h>
 #include <time.h>
 
-/* A main thread waiting for a message tests for it for SPIN_NS, then
- * every POLL_NS (see wait_all). */
+/* A main thread waiting for a message tests for it for SPIN_NS, then naps
+ * between tests, 50 us at first, twice as long each time, up to
+ * SERVE_NAP_NS on rank 0 (which waits for requests for as long as a chunk
+ * runs) and ORDER_NAP_NS on the others (which wait for a round trip). See
+ * wait_all. */
 #ifndef SPIN_NS
 #define SPIN_NS 20000
 #endif
-#ifndef POLL_NS
-#define POLL_NS 50000
+#ifndef SERVE_NAP_NS
+#define SERVE_NAP_NS 1000000
+#endif
+#ifndef ORDER_NAP_NS
+#define ORDER_NAP_NS 100000
 #endif
 
 /* ------------------------------------------------------------- options */
@@ -233,22 +240,28 @@ static double now_s(void)
 
 /*
  * Wait for n requests to complete without holding a core: test them for
- * SPIN_NS (an answer that comes at once costs no nap), then nap POLL_NS
- * between tests. MPI_Waitall would do the same work spinning (Open MPI
- * polls its transports), and on a rank whose workers use every core that
- * spin would slow them down. Progress happens inside MPI_Testall.
+ * SPIN_NS (an answer that comes at once costs no nap), then nap between
+ * tests, from 50 us up to max_nap_ns. MPI_Waitall would spin instead (Open
+ * MPI polls its transports until the message is there), and on a rank
+ * whose workers use every core that spin would slow them down; short naps
+ * cost wake-ups, long ones delay the answer. Progress happens inside
+ * MPI_Testall.
  */
-static void wait_all(int rank, int n, MPI_Request *reqs, MPI_Status *st)
+static void wait_all(int rank, int n, MPI_Request *reqs, MPI_Status *st,
+                     long max_nap_ns)
 {
   double until = now_s() + SPIN_NS / 1e9;
+  long nap_ns = 50000;
   for (;;) {
     int done = 0;
     mpi_check(rank, MPI_Testall(n, reqs, &done, st), "MPI_Testall");
     if (done)
       return;
     if (now_s() >= until) {
-      struct timespec nap = {0, POLL_NS};
+      struct timespec nap = {0, nap_ns < max_nap_ns ? nap_ns : max_nap_ns};
       nanosleep(&nap, NULL);
+      if (nap_ns < max_nap_ns)
+        nap_ns *= 2;
     }
   }
 }
@@ -405,7 +418,7 @@ static void serve(int nranks, const struct options *o, struct dispenser *d,
               MPI_Irecv(msg, (int)cap, MPI_UINT64_T, MPI_ANY_SOURCE,
                         TAG_RESULTS, MPI_COMM_WORLD, &req),
               "MPI_Irecv");
-    wait_all(0, 1, &req, &st);
+    wait_all(0, 1, &req, &st, SERVE_NAP_NS);
     src = st.MPI_SOURCE;
     mpi_check(0, MPI_Get_count(&st, MPI_UINT64_T, &words), "MPI_Get_count");
     /* Results must be those of the order this rank was given. */
@@ -460,7 +473,7 @@ static void work(int rank, crew_pool *pool, const struct options *o,
               MPI_Isend(msg, words, MPI_UINT64_T, 0, TAG_RESULTS,
                         MPI_COMM_WORLD, &reqs[1]),
               "MPI_Isend");
-    wait_all(rank, 2, reqs, st);
+    wait_all(rank, 2, reqs, st, ORDER_NAP_NS);
     stats[S_WAIT_S] += MPI_Wtime() - t0;
     uint64_t count = order[O_COUNT];
     if (count == 0)
