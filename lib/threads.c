@@ -502,7 +502,9 @@ static void stop(struct crew__backend *b, int how)
  * equal sums mean all were handled when those were read), no map. */
 static bool idle_now(struct crew__tpool *tp)
 {
+#ifndef CREW__TSAN
   atomic_thread_fence(memory_order_seq_cst); /* pairs with crew__tpool_poke */
+#endif
   uint64_t out = atomic_load_explicit(&tp->dropped, memory_order_acquire);
   for (size_t i = 0; i < tp->nworkers; i++)
     out += atomic_load_explicit(&tp->workers[i].handled, memory_order_acquire);

@@ -101,13 +101,30 @@ struct crew__tpool {
   alignas(64) _Atomic uint64_t ran_at_once, dropped;
 };
 
+/* ThreadSanitizer does not model fences: under it, the fences of
+ * wait_idle become read-modify-writes of `waiters` (below). */
+#if defined(__SANITIZE_THREAD__)
+#define CREW__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CREW__TSAN 1
+#endif
+#endif
+
 /* After slots were handled or a map ended: wake the wait_idle waiters, if
  * any, to look again. The fence pairs with the waiter's (idle_now): either
- * the waiter sees what was handled, or this sees the waiter. */
+ * the waiter sees what was handled, or this sees the waiter. (Under
+ * ThreadSanitizer an RMW: the waiter's count reads it or precedes it.) */
 static inline void crew__tpool_poke(struct crew__tpool *tp)
 {
+#ifdef CREW__TSAN
+  unsigned waiters =
+      atomic_fetch_add_explicit(&tp->waiters, 0, memory_order_seq_cst);
+#else
   atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&tp->waiters, memory_order_relaxed) != 0) {
+  unsigned waiters = atomic_load_explicit(&tp->waiters, memory_order_relaxed);
+#endif
+  if (waiters != 0) {
     crew__mutex_lock(&tp->idle_lock);
     crew__cond_broadcast(&tp->idle_cv);
     crew__mutex_unlock(&tp->idle_lock);
