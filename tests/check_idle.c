@@ -69,6 +69,21 @@ static int waiter_join(struct waiter *w)
   return w->rc;
 }
 
+/* A pool of one worker running a gated task (`run`, its pid returned in
+ * *pid if not NULL) and holding add_task(x) queued behind it. */
+static crew_pool *running_and_queued(int mode, int64_t x, crew_future **run,
+                                     crew_future **queued, pid_t *pid)
+{
+  shared_setup(0);
+  crew_pool *pool = mode_pool(mode, 1, 0);
+  ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, run), 0);
+  pid_t ran = (pid_t)take();
+  if (pid != NULL)
+    *pid = ran;
+  *queued = submit_add(pool, x);
+  return pool;
+}
+
 /* ===================================================== crew_pool_wait_idle */
 
 START_TEST(an_idle_pool_is_idle_at_once)
@@ -310,12 +325,8 @@ END_TEST
 /* A shut-down pool is idle once every task resolved, before the join. */
 START_TEST(a_shut_down_pool_is_idle_once_everything_resolved)
 {
-  shared_setup(0);
-  crew_pool *pool = mode_pool(modes[_i], 1, 0);
   crew_future *run, *queued;
-  ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &run), 0);
-  take();
-  queued = submit_add(pool, 3);
+  crew_pool *pool = running_and_queued(modes[_i], 3, &run, &queued, NULL);
   ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN | CREW_NOWAIT), 0);
   ck_assert_int_eq(crew_pool_wait_idle(pool, 20 * MS), CREW_ETIMEDOUT);
   open_gate(1);
@@ -335,12 +346,8 @@ END_TEST
 
 START_TEST(nowait_returns_while_a_task_runs_and_a_later_shutdown_waits)
 {
-  shared_setup(0);
-  crew_pool *pool = mode_pool(modes[_i], 1, 0);
   crew_future *run, *queued;
-  ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &run), 0);
-  take();
-  queued = submit_add(pool, 5);
+  crew_pool *pool = running_and_queued(modes[_i], 5, &run, &queued, NULL);
   ck_assert_int_eq(crew_pool_shutdown(pool, CREW_CANCEL | CREW_NOWAIT), 0);
   /* Returned with the task still at the gate; the queued one cancelled. */
   ck_assert(!crew_future_done(run));
@@ -486,12 +493,9 @@ static void *shutdown_main(void *arg)
  * kill from another thread ends it, and both calls return. */
 START_TEST(kill_overtakes_a_drain_that_waits)
 {
-  shared_setup(0);
-  crew_pool *pool = mode_pool(CREW_PROCESSES, 1, 0);
   crew_future *run, *queued;
-  ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &run), 0);
-  pid_t pid = (pid_t)take();
-  queued = submit_add(pool, 8);
+  pid_t pid;
+  crew_pool *pool = running_and_queued(CREW_PROCESSES, 8, &run, &queued, &pid);
   struct shutdown_call drain = {.pool = pool, .how = CREW_DRAIN, .rc = 1};
   start_thread(&drain.thread, shutdown_main, &drain);
   ck_assert_int_eq(crew_pool_wait_idle(pool, 20 * MS), CREW_ETIMEDOUT);
