@@ -22,6 +22,9 @@
  *   hang   one task never returns: with processes it is killed at its
  *          deadline (CREW_EDEADLINE); with threads nothing can stop it (the
  *          child running that part has to be killed from outside).
+ *   stream a million items through crew_imap with 64 in flight, beside
+ *          crew_map over the same items in arrays (threads): imap's memory
+ *          is its window's, map's grows with the input.
  *
  * The picture: with gnuplot installed (apt-get install gnuplot-nox) the tour
  * writes tour.png; without it, it writes the data and the gnuplot script
@@ -67,7 +70,7 @@ static void usage(FILE *out)
           "  --workers N   workers per pool (default: one per CPU)\n"
           "  --scale X     multiply every size by X (default 1)\n"
           "  --only LIST   run only these, comma-separated:\n"
-          "                cpu, io, tiny, crash, hang\n"
+          "                cpu, io, tiny, crash, hang, stream\n"
           "  --plot FILE   where to draw the picture (default tour.png)\n"
           "  --no-plot     no picture\n"
           "  --python      also run the cpu workload with Python's threads\n"
@@ -465,6 +468,111 @@ static void hang_workload(size_t workers)
            r->proc * 1000);
 }
 
+/* What a stream child is asked, and what it says. */
+struct stream_in {
+  int imap; /* 1: crew_imap, 0: crew_map */
+  size_t n, window;
+};
+
+struct stream_out {
+  double seconds;
+  long peak_kib; /* ru_maxrss */
+  int rc;
+};
+
+struct counter {
+  uint64_t next, n, sum;
+};
+
+static int count_up(void *arg, void *in)
+{
+  struct counter *c = arg;
+  if (c->next == c->n)
+    return 0;
+  memcpy(in, &c->next, sizeof c->next);
+  c->next++;
+  return 1;
+}
+
+static int add_up(void *arg, size_t index, int status, const void *out)
+{
+  struct counter *c = arg;
+  uint64_t y;
+  (void)index;
+  memcpy(&y, out, sizeof y);
+  c->sum += y;
+  return status;
+}
+
+/* In a child process of its own (its own peak memory): n items of add_one
+ * on a thread pool, through crew_imap or crew_map. */
+static int stream_child(const void *in, void *out)
+{
+  struct stream_in a;
+  memcpy(&a, in, sizeof a);
+  struct stream_out o = {0};
+  crew_pool *pool = start_pool(CREW_THREADS, opt.workers, 0);
+  double t0 = now_s();
+  if (a.imap) {
+    struct counter c = {.n = a.n};
+    o.rc = crew_imap(pool, add_one, sizeof(uint64_t), sizeof(uint64_t),
+                     a.window, 0, count_up, add_up, &c);
+  } else {
+    uint64_t *xs = malloc(a.n * sizeof *xs), *ys = malloc(a.n * sizeof *ys);
+    for (size_t i = 0; xs != NULL && i < a.n; i++)
+      xs[i] = i;
+    o.rc = xs == NULL || ys == NULL
+               ? CREW_ENOMEM
+               : crew_map(pool, add_one, xs, sizeof *xs, ys, sizeof *ys, a.n);
+    free(xs);
+    free(ys);
+  }
+  o.seconds = now_s() - t0;
+  crew_pool_destroy(pool);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  o.peak_kib = ru.ru_maxrss;
+  memcpy(out, &o, sizeof o);
+  return 0;
+}
+
+static struct stream_out stream_run(int imap, size_t n, size_t window)
+{
+  struct stream_in a = {imap, n, window};
+  struct stream_out o = {.rc = CREW_ENOMEM};
+  crew_process *child;
+  if (crew_process_start(&child, stream_child, &a, sizeof a, sizeof o) == 0) {
+    int code;
+    crew_process_join(child, &code);
+    if (code != 0 || crew_process_result(child, &o, sizeof o) != 0)
+      o.rc = CREW_ECRASHED;
+    crew_process_destroy(child);
+  }
+  return o;
+}
+
+static void stream_workload(void)
+{
+  struct row *r = new_row("stream");
+  size_t n = scaled(1000000), window = 64;
+  snprintf(r->title, sizeof r->title, "A long input: %zu items, imap vs map",
+           n);
+  progress(r->title);
+  struct stream_out im = stream_run(1, n, window);
+  struct stream_out m = stream_run(0, n, window);
+  progress_done();
+  static char thr_note[64];
+  snprintf(thr_note, sizeof thr_note, "imap %.1f / map %.1f MiB peak",
+           (double)im.peak_kib / 1024, (double)m.peak_kib / 1024);
+  r->thr_note = im.rc == 0 && m.rc == 0 ? thr_note : "failed";
+  r->proc_note = "(threads only)";
+  snprintf(r->sentence, sizeof r->sentence,
+           "crew_imap keeps %zu items in flight, so its memory stays that of "
+           "its window (%.2f s); crew_map needs the input and output arrays "
+           "whole, which grow with the input (%.2f s: it hands out chunks).",
+           window, im.seconds, m.seconds);
+}
+
 /* ------------------------------------------------------------- python */
 
 static const char python_script[] =
@@ -643,6 +751,8 @@ int main(int argc, char **argv)
     crash_workload(workers);
   if (wanted("hang"))
     hang_workload(workers);
+  if (wanted("stream"))
+    stream_workload();
   if (opt.python)
     python_workload(workers);
   print_table(workers);

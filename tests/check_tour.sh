@@ -13,7 +13,7 @@ fail() {
   exit 1
 }
 [ "$status" -eq 0 ] || fail "the tour exited with $status"
-for row in "CPU-bound:" "Waiting:" "Tiny:" "A crash:" "A hang:"; do
+for row in "CPU-bound:" "Waiting:" "Tiny:" "A crash:" "A hang:" "A long input:"; do
   printf '%s\n' "$out" | grep -q "^$row" || fail "no '$row' row"
 done
 printf '%s\n' "$out" | grep -q "program died (SIGSEGV)" ||
@@ -24,6 +24,8 @@ printf '%s\n' "$out" | grep -q "(here worker [0-9][0-9]* killed by SIGSEGV)" ||
   fail "the crashed task's future did not name its worker and SIGSEGV"
 printf '%s\n' "$out" | grep -q "killed at its deadline" ||
   fail "the hung task was not killed at its deadline"
+printf '%s\n' "$out" | grep -q "imap [0-9.]* / map [0-9.]* MiB peak" ||
+  fail "the long input did not run through both crew_imap and crew_map"
 "${top_builddir:-.}/demo/tour" --help | grep -q "usage: tour" ||
   fail "--help does not explain the options"
 echo "check_tour: ok"
