@@ -438,7 +438,7 @@ struct crew__callbacks {
   crew__cond wake;
   crew_future *head, *tail; /* due, each holding a reference for us */
   bool running;             /* a future's callbacks run */
-  bool stopping;
+  bool stopping, joined;
   crew__thread thread;
   const char *name; /* the pool's, for the thread's name */
   void (*drained)(void *);
@@ -502,15 +502,19 @@ fail_lock:
   return CREW_ENOMEM;
 }
 
-void crew__callbacks_stop(struct crew__callbacks *c)
+void crew__callbacks_stop(struct crew__callbacks *c, bool release)
 {
   if (c == NULL)
     return;
   crew__mutex_lock(&c->lock);
-  c->stopping = true;
+  bool joined = c->joined;
+  c->stopping = c->joined = true;
   crew__cond_signal(&c->wake);
   crew__mutex_unlock(&c->lock);
-  crew__thread_join(&c->thread); /* it runs what is left first */
+  if (!joined)
+    crew__thread_join(&c->thread); /* it runs what is left first */
+  if (!release)
+    return;
   crew__cond_destroy(&c->wake);
   crew__mutex_destroy(&c->lock);
   free(c);

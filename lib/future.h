@@ -84,12 +84,13 @@ void crew__future_watch(crew_future *f, struct crew__callback *cb,
  * A thread that runs done callbacks for a resolver that must not run them
  * itself (a process pool's manager thread), named NAME-cb. Each time it has
  * run every callback handed to it, it calls drained(arg) (no lock held).
- * Stopping it runs every callback handed to it so far, then joins it.
+ * Stopping it runs every callback handed to it so far, then joins it (once:
+ * a second stop only releases); `release` then frees c.
  */
 struct crew__callbacks;
 int crew__callbacks_start(struct crew__callbacks **c, const char *name,
                           void (*drained)(void *), void *arg);
-void crew__callbacks_stop(struct crew__callbacks *c);
+void crew__callbacks_stop(struct crew__callbacks *c, bool release);
 /* Which of `ask` hold for c (NULL: none). Asking CREW__CB_BUSY looks
  * into c: c must not be stopped meanwhile. */
 #define CREW__CB_HERE 1u /* the calling thread is c's */

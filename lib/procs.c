@@ -149,7 +149,7 @@ static int alloc_shared_side(struct crew__procs *pp)
 static void destroy(struct crew__backend *b)
 {
   struct crew__procs *pp = pp_of(b);
-  crew__callbacks_stop(pp->callbacks);
+  crew__callbacks_stop(pp->callbacks, true);
   crew__future_cache_release(pp->futures);
   if (pp->ctrl != NULL)
     munmap(pp->ctrl, pp->ctrl_size);
@@ -394,8 +394,7 @@ static void kill_workers(struct crew__backend *b)
 static bool idle_now(struct crew__procs *pp)
 {
   return crew__procs_in_use(pp) == 0 && pp->maps == 0 && pp->settling == 0 &&
-         (pp->joined ||
-          crew__callbacks_state(pp->callbacks, CREW__CB_BUSY) == 0);
+         crew__callbacks_state(pp->callbacks, CREW__CB_BUSY) == 0;
 }
 
 /* Every change that may make the pool idle broadcasts `changed`: an entry
@@ -419,13 +418,9 @@ static void join(struct crew__backend *b)
 {
   struct crew__procs *pp = pp_of(b);
   crew__thread_join(&pp->manager);
-  /* Every future is resolved: run the callbacks still due, then stop.
-   * wait_idle stops looking into the callback thread first. */
-  crew__mutex_lock(&pp->lock);
-  pp->joined = true;
-  crew__mutex_unlock(&pp->lock);
-  crew__callbacks_stop(pp->callbacks);
-  pp->callbacks = NULL;
+  /* Every future is resolved: run the callbacks still due, then stop the
+   * thread (destroy frees it: owns_thread may still be asked). */
+  crew__callbacks_stop(pp->callbacks, false);
 }
 
 static bool owns_thread(const struct crew__backend *b)

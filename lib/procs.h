@@ -95,7 +95,6 @@ struct crew__procs {
   unsigned init_fail_row; /* inits failed since one last succeeded */
   int stop;               /* 0, or CREW_DRAIN + 1, or CREW_CANCEL + 1 */
   bool killing;           /* CREW_KILL: workers die, tasks are cancelled */
-  bool joined;            /* the manager is gone, the callbacks stop */
   size_t maps;            /* crew_map calls in flight */
   size_t settling;        /* cancelled futures a shutdown resolves now */
   bool starting_up, tasks_closed;
