@@ -245,9 +245,10 @@ int crew_imap(crew_pool *pool, crew_fn fn, size_t in_size, size_t out_size,
   if (pool == NULL || fn == NULL || next == NULL || sink == NULL ||
       in_size == 0 || (flags & ~CREW_UNORDERED) != 0)
     return CREW_EINVAL;
-  /* A map of no items checks, without running anything, what a map would:
-   * a forked child, a function process workers lack, a pool shut down. */
-  int rc = crew_map(pool, fn, NULL, 0, NULL, 0, 0);
+  /* What a submit would refuse, before any input is taken: sizes above the
+   * pool's limits, a forked child, a function process workers lack, a pool
+   * shut down or broken. */
+  int rc = crew__pool_admits(pool, fn, in_size, out_size);
   if (rc != 0)
     return rc;
   struct imap im = {.pool = pool,

@@ -46,4 +46,12 @@ static inline uint64_t crew__read(const _Atomic uint64_t *c)
   return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
 }
 
+/* pool.c: whether a task of fn with these sizes may go to pool now: 0,
+ * CREW_EINVAL (pool or fn NULL, a size above the pool's limits, a forked
+ * child, a function process workers lack), CREW_ECLOSED or why the pool
+ * is broken. crew_submit's slow path, and crew_imap before its first
+ * input. */
+int crew__pool_admits(crew_pool *pool, crew_fn fn, size_t in_size,
+                      size_t out_size);
+
 #endif /* CREW_INTERNAL_H */

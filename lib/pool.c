@@ -30,6 +30,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 enum pool_state {
   OPEN = CREW__POOL_OPEN,
@@ -68,6 +69,16 @@ void crew_config_init(crew_config *cfg)
     *cfg = (crew_config){.mode = CREW_THREADS};
 }
 
+/* The most threads this process may have, as far as RLIMIT_NPROC says
+ * (it counts the user's threads in every process: only an upper bound). */
+static size_t thread_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return SIZE_MAX;
+  return rl.rlim_cur > SIZE_MAX ? SIZE_MAX : (size_t)rl.rlim_cur;
+}
+
 /* Check cfg and resolve it into *out (the name not yet copied). */
 static int resolve_config(const crew_config *cfg, struct crew__cfg *out)
 {
@@ -77,7 +88,7 @@ static int resolve_config(const crew_config *cfg, struct crew__cfg *out)
   if (threads && (cfg->task_timeout_ns != 0 || cfg->max_tasks_per_worker != 0))
     return CREW_EINVAL; /* threads cannot be killed or recycled */
   size_t workers = cfg->workers != 0 ? cfg->workers : crew__cpu_count();
-  if (workers > CREW_WORKERS_MAX || workers > crew__thread_limit())
+  if (workers > CREW_WORKERS_MAX || workers > thread_limit())
     return CREW_EINVAL;
   size_t unlimited = threads ? SIZE_MAX : CREW_TASK_BYTES_DEFAULT;
   *out = (struct crew__cfg){
@@ -178,26 +189,34 @@ size_t crew_pool_workers(const crew_pool *pool)
 
 /* ------------------------------------------------------ submit and map */
 
+int crew__pool_admits(crew_pool *pool, crew_fn fn, size_t in_size,
+                      size_t out_size)
+{
+  /* A forked child (a worker process too) has a copy of the pool as it
+   * was when it was forked: look no further into it. */
+  if (pool == NULL || !crew__fork_guard_same_process(&pool->fork_guard) ||
+      fn == NULL || in_size > pool->cfg.max_in || out_size > pool->cfg.max_out)
+    return CREW_EINVAL;
+  if (pool->ops->check != NULL) {
+    int rc = pool->ops->check(pool->b, fn, NULL);
+    if (rc != 0)
+      return rc;
+  }
+  if (atomic_load_explicit(&pool->state, memory_order_acquire) != OPEN)
+    return CREW_ECLOSED;
+  return 0;
+}
+
 /* Every case the inline path below leaves: bad arguments, a forked child,
  * a backend with arguments of its own to judge (processes; those first,
  * then the state), a pool shut down. */
 static __attribute__((noinline)) int submit_slow(crew_pool *pool,
                                                  const struct crew__call *c)
 {
-  /* A forked child (a worker process too) has a copy of the pool as it
-   * was when it was forked: look no further into it. */
-  if (pool == NULL || !crew__fork_guard_same_process(&pool->fork_guard) ||
-      c->fn == NULL || (c->in == NULL && c->in_size > 0) ||
-      c->in_size > pool->cfg.max_in || c->out_size > pool->cfg.max_out)
+  if (c->in == NULL && c->in_size > 0)
     return CREW_EINVAL;
-  if (pool->ops->check != NULL) {
-    int rc = pool->ops->check(pool->b, c->fn, NULL);
-    if (rc != 0)
-      return rc;
-  }
-  if (atomic_load_explicit(&pool->state, memory_order_acquire) != OPEN)
-    return CREW_ECLOSED;
-  return pool->ops->submit(pool->b, c);
+  int rc = crew__pool_admits(pool, c->fn, c->in_size, c->out_size);
+  return rc != 0 ? rc : pool->ops->submit(pool->b, c);
 }
 
 /* Inline into both public calls: this is every task's first step, each

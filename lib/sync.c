@@ -24,7 +24,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef CREW_DEBUG
@@ -212,16 +211,6 @@ size_t crew__cpu_count(void)
 #endif
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (size_t)n : 1;
-}
-
-size_t crew__thread_limit(void)
-{
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NPROC, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-    return SIZE_MAX;
-  /* The limit counts the user's threads in every process; it is only an
-   * upper bound for this one. */
-  return rl.rlim_cur > SIZE_MAX ? SIZE_MAX : (size_t)rl.rlim_cur;
 }
 
 /* ------------------------------------------------------------ fork guard */

@@ -235,10 +235,8 @@ static inline void crew__thread_join(crew__thread *th)
  */
 void crew__thread_set_name(const char *prefix, const char *suffix);
 
-/* How many CPUs this process may run on (its affinity mask), at least 1; and
- * how many more threads it may start (RLIMIT_NPROC), or SIZE_MAX. */
+/* How many CPUs this process may run on (its affinity mask), at least 1. */
 size_t crew__cpu_count(void);
-size_t crew__thread_limit(void);
 
 /* ------------------------------------------------------------ fork guard */
 

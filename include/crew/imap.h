@@ -75,10 +75,9 @@ typedef int (*crew_sink_fn)(void *arg, size_t index, int status,
  * When it returns, every task it submitted has finished or been cancelled.
  *
  * Returns, besides: CREW_EINVAL (pool, fn, next or sink NULL, in_size 0,
- * unknown flags, a window too large to allocate, a call from a forked
- * child; in process mode a function the workers lack; and in_size or
- * out_size above the pool's limits, which crew learns from the first
- * submit: next() has then been called once and that input goes nowhere);
+ * unknown flags, in_size or out_size above the pool's limits, a window too
+ * large to allocate, a call from a forked child; in process mode a
+ * function the workers lack), before any call of next();
  * CREW_ECLOSED, before any call of next(), on a pool already shut down;
  * CREW_ENOMEM. If the pool is shut down (or, in process mode, breaks)
  * midway, no more input is taken, the input that could not be submitted is
