@@ -19,7 +19,10 @@
  * The protocol, one request a line: "HASH <rounds> <payload>" answers the
  * 16 hex digits of hashwork(payload, rounds), "PING" answers "PONG",
  * anything else "ERR <reason>"; a line longer than 65536 bytes gets an ERR
- * and the connection is closed.
+ * and the connection is closed. A HASH that would hash more than MAX_COST
+ * bytes (hw_cost: about 0.1 s of CPU, demo/server's default --max-cost) is
+ * answered "ERR request too costly (max N)" at once and never runs, so no
+ * one request can hold a worker for minutes.
  *
  * Options: --port N (0, the default, picks a free port), --workers N (0:
  * one per CPU), --processes (worker processes instead of threads), --queue
@@ -65,6 +68,7 @@
 #define CONN_OUT_MAX (256u << 10)      /* unsent answers before we pause */
 #define CONN_REQ_MAX 1024u             /* unanswered requests before we pause */
 #define ANSWER_MAX   64                /* "ERR ..." lines fit */
+#define MAX_COST     100000000ul       /* the most hw_cost() a HASH may have */
 #define DRAIN_BATCH  64                /* completions per crew_channel_drain */
 #define DRAIN_MS     10000             /* how long a shutdown serves clients */
 
@@ -405,11 +409,14 @@ static bool handle_line(struct conn *c, const char *line, size_t len)
 {
   struct server *s = c->s;
   hw_request q = hw_parse_request(line, len);
-  if (q.kind != HW_HASH) {
+  if (q.kind != HW_HASH || hw_cost(q.rounds, q.len) > MAX_COST) {
     char text[ANSWER_MAX];
     if (q.kind == HW_PING) {
       s->pings++;
       snprintf(text, sizeof text, "PONG");
+    } else if (q.kind == HW_HASH) { /* never runs */
+      s->errors++;
+      snprintf(text, sizeof text, "ERR request too costly (max %lu)", MAX_COST);
     } else {
       s->errors++;
       snprintf(text, sizeof text, "ERR %s", q.reason);
