@@ -35,8 +35,12 @@
  * most waits in a busy program are short, and a spinner is not counted as a
  * sleeper, so pushers make no system call for it. At most one thread spins
  * (`spinning`), the spin is bounded in time, and a call with a zero timeout
- * never spins. Pushers never spin: a full queue means the consumers are
- * behind, and a spinning producer would only take a core from them.
+ * never spins. The first push during a spin wakes one sleeper fewer: that
+ * item is the spinner's (`spinning` 2), which looks again under the lock
+ * when its spin ends; a sleeper woken for it would take a core from the
+ * spinner and the item a futex wake-up later (W4's slow repetitions). Pushers
+ * never spin: a full queue means the consumers are behind, and a spinning
+ * producer would only take a core from them.
  *
  * Fairness: FIFO for items. Threads are woken in the order the condition
  * variable chooses; crew promises no order among waiters.
@@ -165,6 +169,22 @@ static void wake(struct crew__pqueue *p, enum side side, size_t n)
     crew__cond_signal(&p->cv[side]);
 }
 
+/* With the lock held, after n items were pushed: wake poppers for them,
+ * one fewer the first time during a popper's spin (`spinning` 1 -> 2: that
+ * item is promised to the spinner, which looks again under the lock once
+ * its spin ends). A sleeper woken for it would only fight the spinner for
+ * a core and take the item a futex wake-up later. */
+static void wake_pushed(struct crew__pqueue *p, size_t n)
+{
+  uint32_t spinner = 1;
+  if (n > 0 && atomic_load_explicit(&p->spinning, memory_order_relaxed) == 1 &&
+      atomic_compare_exchange_strong_explicit(&p->spinning, &spinner, 2,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+    n--;
+  wake(p, POPPER, n);
+}
+
 /*
  * With the lock held, by a popper about to wait: unless another thread
  * spins already, drop the lock, spin up to spin_ns until a push or a close
@@ -208,7 +228,7 @@ static int push_locked(struct crew__pqueue *p, const unsigned char *src,
       size_t n = min_size(room, count - *done);
       ring_put(p, src + *done * p->q.item_size, n);
       *done += n;
-      wake(p, POPPER, n);
+      wake_pushed(p, n);
       continue;
     }
     if (rc == CREW_ETIMEDOUT) /* after a timeout, one more look */
@@ -237,7 +257,7 @@ int crew__queue_put_slow(crew_queue *q, const void *item, crew__deadline d)
   size_t done = 0;
   int rc = 0;
   if (item == NULL) /* pushed already: a popper sleeps */
-    wake(p, POPPER, 1);
+    wake_pushed(p, 1);
   else
     rc = push_locked(p, item, 1, &done, d);
   crew__mutex_unlock(&p->lock);

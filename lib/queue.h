@@ -67,8 +67,8 @@ struct crew__pqueue {
   _Atomic uint32_t closed;
   /* What an idle popper spins on, on a line of its own: */
   alignas(64) _Atomic uint32_t items; /* bumped by a push onto an empty queue */
-  _Atomic uint32_t spinning;          /* a popper spins */
-  alignas(64) crew__cond cv[2];       /* [CREW__POPPER]: not empty */
+  _Atomic uint32_t spinning;    /* 1: a popper spins; 2: a push counts on it */
+  alignas(64) crew__cond cv[2]; /* [CREW__POPPER]: not empty */
   alignas(64) unsigned char ring[];
 };
 

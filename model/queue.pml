@@ -28,7 +28,9 @@
  * The private queue (without SHARED) also counts, per wait set, the
  * signals sent to its sleepers that no sleeper has taken yet (queue.c
  * `signalled`): a wake signals only sleepers nobody signalled, and a
- * waiter whose wait ends takes one off the count.
+ * waiter whose wait ends takes one off the count; with SPINNING a push
+ * signals one popper fewer, once per spin, while a popper spins (it
+ * takes that item).
  * Deliberately broken variants (spin must find a counterexample):
  *   BUG_WAS_EMPTY a push wakes one popper only if the queue was empty
  *   BUG_ONE_SET   pushers and poppers share one wait set; wake signals
@@ -115,6 +117,7 @@ byte push_waiters;     /* crew_queue.push_waiters */
 byte gen;              /* crew_queue.waiter_gen */
 bool closed;           /* crew_queue.closed */
 bool spinning[2];      /* crew_queue.spinning[POPPER / PUSHER] */
+bool promised;         /* a push counted on the popper's spin (2) */
 byte sig[3];           /* private: signals not taken yet, per wait set */
 
 /* ------------------------------------------------- wait sets (sync.c) */
@@ -436,6 +439,16 @@ proctype producer()
               :: was_empty -> wake(NE, 1, pop_waiters)
               :: else -> skip
               fi;
+#elif defined(SPINNING) && !defined(SHARED)
+              /* queue.c wake(): one fewer, once per spin, while a popper
+               * spins: it looks again under the lock once its spin ends */
+              if
+              :: spinning[POPPER] && !promised ->
+                promised = true;
+                wake(NE, n - 1, pop_waiters)
+              :: else ->
+                wake(NE, n, pop_waiters)
+              fi;
 #else
               wake(NE, n, pop_waiters);
 #endif
@@ -551,6 +564,7 @@ proctype consumer()
               :: !spun && !spinning[POPPER] ->
                 spun = true;
                 spinning[POPPER] = true;
+                promised = false;
                 unlock();
                 act = A_SPIN
               :: else ->
