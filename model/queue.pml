@@ -38,6 +38,8 @@
  *                 KILLS and NO_SUPERVISOR)
  *   BUG_SIG_KEEP  a woken waiter does not take its signal off the count:
  *                 later sleepers are thought signalled and never are
+ *   BUG_SPIN_EVERY (with SPINNING) every push during a popper's spin, not
+ *                 only the first, wakes one popper fewer
  *
  * Checks: assertions (count <= capacity at every put; every item taken
  * exactly once and in its producer's order; at the end every pushed item
@@ -443,7 +445,11 @@ proctype producer()
               /* queue.c wake(): one fewer, once per spin, while a popper
                * spins: it looks again under the lock once its spin ends */
               if
+#ifdef BUG_SPIN_EVERY
+              :: spinning[POPPER] ->
+#else
               :: spinning[POPPER] && !promised ->
+#endif
                 promised = true;
                 wake(NE, n - 1, pop_waiters)
               :: else ->
