@@ -391,8 +391,9 @@ static void kill_workers(struct crew__backend *b)
 
 /* With the lock held: nothing queued or running, no map in flight and no
  * callback due or running. */
-static bool idle_now(struct crew__procs *pp)
+static bool idle_now(void *arg)
 {
+  struct crew__procs *pp = arg;
   return crew__procs_in_use(pp) == 0 && pp->maps == 0 && pp->settling == 0 &&
          crew__callbacks_state(pp->callbacks, CREW__CB_BUSY) == 0;
 }
@@ -402,14 +403,8 @@ static bool idle_now(struct crew__procs *pp)
 static int wait_idle(struct crew__backend *b, crew__deadline d)
 {
   struct crew__procs *pp = pp_of(b);
-  int rc = 0;
   crew__mutex_lock(&pp->lock);
-  while (!idle_now(pp))
-    if (crew__cond_wait(&pp->changed, &pp->lock, d) == CREW_ETIMEDOUT &&
-        !idle_now(pp)) {
-      rc = CREW_ETIMEDOUT;
-      break;
-    }
+  int rc = crew__cond_wait_for(&pp->changed, &pp->lock, d, idle_now, pp);
   crew__mutex_unlock(&pp->lock);
   return rc;
 }

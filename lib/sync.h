@@ -194,6 +194,19 @@ static inline void crew__cond_broadcast(crew__cond *cv)
  */
 int crew__cond_wait(crew__cond *cv, crew__mutex *mu, crew__deadline d);
 
+/* With mu held: wait on cv until holds(arg) (0), or until d passes with it
+ * still false (CREW_ETIMEDOUT). holds is asked first, and after every
+ * wake-up, a timed-out one included. */
+static inline int crew__cond_wait_for(crew__cond *cv, crew__mutex *mu,
+                                      crew__deadline d, bool (*holds)(void *),
+                                      void *arg)
+{
+  while (!holds(arg))
+    if (crew__cond_wait(cv, mu, d) == CREW_ETIMEDOUT && !holds(arg))
+      return CREW_ETIMEDOUT;
+  return 0;
+}
+
 #ifndef CREW__FUTEX
 /*
  * Where there are no futexes, a shared queue's state holds a robust,

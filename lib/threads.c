@@ -500,8 +500,9 @@ static void stop(struct crew__backend *b, int how)
 
 /* With idle_lock held: every slot handled (read before the slots taken:
  * equal sums mean all were handled when those were read), no map. */
-static bool idle_now(struct crew__tpool *tp)
+static bool idle_now(void *arg)
 {
+  struct crew__tpool *tp = arg;
 #ifndef CREW__TSAN
   atomic_thread_fence(memory_order_seq_cst); /* pairs with crew__tpool_poke */
 #endif
@@ -521,15 +522,9 @@ static bool idle_now(struct crew__tpool *tp)
 static int wait_idle(struct crew__backend *b, crew__deadline d)
 {
   struct crew__tpool *tp = tp_of(b);
-  int rc = 0;
   crew__mutex_lock(&tp->idle_lock);
   atomic_fetch_add_explicit(&tp->waiters, 1, memory_order_seq_cst);
-  while (!idle_now(tp))
-    if (crew__cond_wait(&tp->idle_cv, &tp->idle_lock, d) == CREW_ETIMEDOUT &&
-        !idle_now(tp)) {
-      rc = CREW_ETIMEDOUT;
-      break;
-    }
+  int rc = crew__cond_wait_for(&tp->idle_cv, &tp->idle_lock, d, idle_now, tp);
   atomic_fetch_sub_explicit(&tp->waiters, 1, memory_order_relaxed);
   crew__mutex_unlock(&tp->idle_lock);
   return rc;
