@@ -247,7 +247,7 @@ START_TEST(cancel_resolves_every_queued_task_while_one_runs)
     ck_assert_int_eq(crew_future_status(fs[i]), CREW_ECANCELED);
   signal_wait(&t.posts, WITH_FUTURES);
   expect_cancelled_completions(ch, ON_CHANNEL);
-  for (int i = 0; i < 100; i++) { /* the last cancel is counted just after */
+  for (int i = 0; i < 10000; i++) { /* the last cancel is counted just after */
     st = pool_stats(pool);
     if (st.cancelled == queued)
       break;
@@ -317,7 +317,7 @@ START_TEST(cancel_takes_the_map_items_no_runner_has_claimed)
   struct stopper s;
   stopper_start(&s, pool, CREW_CANCEL);
   crew_stats st = pool_stats(pool);
-  for (int i = 0; i < 1000 && st.cancelled < 56; i++) {
+  for (int i = 0; i < 10000 && st.cancelled < 56; i++) {
     pause_ms(1);
     st = pool_stats(pool);
   }
@@ -357,7 +357,7 @@ START_TEST(a_map_whose_runners_wait_in_the_queue_returns_at_once)
     m.in[i] = i + 1; /* no item is gated */
   signal_init(&m.done);
   ck_assert_int_eq(pthread_create(&m.thread, NULL, mapper_main, &m), 0);
-  for (int i = 0; i < 1000 && pool_stats(pool).submitted < 65; i++)
+  for (int i = 0; i < 10000 && pool_stats(pool).submitted < 65; i++)
     pause_ms(1);
   ck_assert_uint_eq(pool_stats(pool).submitted, 65);
 
