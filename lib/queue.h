@@ -172,7 +172,9 @@ int crew__shq_create(crew_queue **q, size_t capacity, size_t item_size);
  * For a shared queue that only the calling process pushes to (pusher) or
  * pops from: it keeps its own count of that side and from then on treats
  * a shared counter that disagrees with it as corruption, like a count above
- * capacity (the queue is closed for this process).
+ * capacity (the queue is closed for this process). The one pusher also
+ * promises to call crew__shq_forget_waiters when a popper dies, so its
+ * first push during a popper's spin may leave the sleepers asleep.
  */
 void crew__shq_own_side(crew_queue *q, bool pusher);
 

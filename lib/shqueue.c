@@ -34,7 +34,12 @@
  * crew__shq_forget_waiters() resets the counts under a new generation.
  *
  * Spinning, waking and fairness are as in queue.c; a killed spinner's flag
- * is reset with the waiter counts.
+ * is reset with the waiter counts. The first push during a spin counts on
+ * the spinner (one wake fewer) only in a queue whose one pusher also
+ * recovers from its poppers' deaths (crew__shq_own_side, the process
+ * pool): a spinner killed after the push leaves its item to the sleepers
+ * only once crew__shq_forget_waiters wakes them. In any other shared queue
+ * every push wakes a sleeper, so a dead spinner never strands an item.
  */
 #include "config.h"
 
@@ -75,6 +80,7 @@ struct shqueue {
   size_t map_size;
   pid_t creator;       /* the process that destroys pthread objects */
   _Atomic bool broken; /* this process found the state corrupt */
+  bool spinner_counts; /* a push may count on a spinner (see the top) */
 #ifdef CREW__SLOCK
   crew__slock_local me; /* this process's threads */
   /* crew__shq_own_side(): the one process that pushes (or pops), and its
@@ -188,6 +194,21 @@ static void wake(struct shqueue *h, enum side side, size_t n)
   uint64_t waiters = h->s->waiters[side];
   if (waiters > 0)
     wake_side(h, side, waiters < n ? (size_t)waiters : n);
+}
+
+/* With the lock held, after n items were pushed: wake poppers for them,
+ * one fewer the first time during a popper's spin if the queue allows it
+ * (`spinning` 1 -> 2, as queue.c's wake_pushed). */
+static void wake_pushed(struct shqueue *h, size_t n)
+{
+  uint32_t spinner = 1;
+  if (h->spinner_counts && n > 0 &&
+      atomic_load_explicit(&h->s->spinning, memory_order_relaxed) == 1 &&
+      atomic_compare_exchange_strong_explicit(&h->s->spinning, &spinner, 2,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+    n--;
+  wake(h, POPPER, n);
 }
 
 /* ------------------------------------------------------------ corruption */
@@ -323,7 +344,7 @@ static int shared_push(crew_queue *q, const void *items, size_t count,
       size_t n = min_size(room, count - done);
       ring_put(h, src + done * q->item_size, n);
       done += n;
-      wake(h, POPPER, n);
+      wake_pushed(h, n);
       continue;
     }
     if (rc == CREW_ETIMEDOUT) /* after a timeout, one more look */
@@ -479,17 +500,15 @@ int crew__shq_create(crew_queue **qp, size_t capacity, size_t item_size)
 
 void crew__shq_own_side(crew_queue *q, bool pusher)
 {
-#ifdef CREW__SLOCK
   struct shqueue *h = shq(q);
   lock(h);
+  h->spinner_counts = h->spinner_counts || pusher;
+#ifdef CREW__SLOCK
   h->owned_side = (pusher ? PUSHER : POPPER) + 1;
   h->owner_pid = h->me.pid;
   h->owned_count = load(pusher ? &h->s->tail : &h->s->head);
-  unlock(h);
-#else
-  (void)q;
-  (void)pusher;
 #endif
+  unlock(h);
 }
 
 bool crew__shq_broken(const crew_queue *q)

@@ -3,7 +3,8 @@
  * isolation (segfault, abort, _exit, exit, an outside SIGKILL, a death in a
  * map chunk), deadlines (the task's process group is killed, one
  * replacement per kill), how the worker ended (crew_future_exit), no fork
- * storm from crashing tasks, and recycling after max_tasks_per_worker.
+ * storm from crashing tasks, recycling after max_tasks_per_worker, and a
+ * worker killed while it spins for a task that was left to it.
  *
  * Tasks run in other processes: they talk to the test through the shared
  * state of proctest.h (a gate, a box of posts, counters), made before the
@@ -31,6 +32,75 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ====================================================== a dead spinner */
+
+/* Bounded poll (5 s) until pid's state is `state` (as /proc says). */
+static void wait_state(pid_t pid, char state)
+{
+  for (int i = 0; i < 5000 && proc_state(pid) != state; i++)
+    pause_ms(1);
+  ck_assert_msg(proc_state(pid) == state, "worker %d: state %c, not %c",
+                (int)pid, proc_state(pid), state);
+}
+
+/*
+ * Two idle workers with a spin that does not end: one spins on the task
+ * queue, the other sleeps. The first push during a spin counts on the
+ * spinner and wakes nobody (a woken sleeper would only take a core from
+ * it): with the spinner stopped, nothing runs the task. Killed there, the
+ * spinner must not take the task with it: the pool finds the death, and
+ * the task runs once, on the sleeper or the replacement.
+ */
+START_TEST(a_task_pushed_to_a_killed_spinner_still_runs)
+{
+  shared_setup(0);
+  crew_config cfg = pcfg(2, 0);
+  cfg.idle_spin_ns = 60000 * MS;
+  crew_pool *pool = pool_create(&cfg);
+  crew_future *g[2];
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &g[i]), 0);
+  pid_t pid[2] = {(pid_t)take(), (pid_t)take()}; /* both in a task */
+  open_gate(2);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(crew_future_wait(g[i]), 0);
+    crew_future_release(g[i]);
+  }
+  /* Idle now: one spins (runnable), the other sleeps in the queue. */
+  pid_t spinner = 0, sleeper = 0;
+  for (int i = 0; i < 5000 && spinner == 0; i++) {
+    char a = proc_state(pid[0]), b = proc_state(pid[1]);
+    if (a == 'S' && b == 'R')
+      sleeper = pid[0], spinner = pid[1];
+    else if (a == 'R' && b == 'S')
+      spinner = pid[0], sleeper = pid[1];
+    else
+      pause_ms(1);
+  }
+  ck_assert_msg(spinner != 0, "no worker spins while the other sleeps");
+  ck_assert_int_eq(kill(spinner, SIGSTOP), 0);
+  wait_state(spinner, 'T');
+  crew_future *f = NULL; /* the spinner's, as it stands */
+  ck_assert_int_eq(crew_submit(pool, gated_task, NULL, 0, 0, &f), 0);
+  uint64_t v = 0;
+  ck_assert_int_eq(crew_queue_pop_timed(box_q, &v, 50 * MS), CREW_ETIMEDOUT);
+  ck_assert_int_eq(proc_state(sleeper), 'S'); /* not woken */
+  ck_assert_int_eq(kill(spinner, SIGKILL), 0);
+  pid_t runner = (pid_t)take();
+  ck_assert_int_ne(runner, spinner);
+  open_gate(1);
+  ck_assert_int_eq(crew_future_wait_timed(f, 10000 * MS), 0);
+  crew_future_release(f);
+  ck_assert_int_eq(atomic_load(&shm->ran), 3);
+  crew_stats st = pool_stats(pool);
+  ck_assert_uint_eq(st.completed, 3);
+  ck_assert_uint_eq(st.crashed, 0); /* it held no task */
+  ck_assert_int_eq(crew_pool_shutdown(pool, CREW_DRAIN), 0);
+  crew_pool_destroy(pool);
+  shared_teardown();
+}
+END_TEST
 
 /* ============================================================== crash */
 
@@ -518,6 +588,7 @@ int main(void)
   tcase_add_test(tc, an_outside_sigkill_resolves_crashed);
   tcase_add_test(tc, exit_is_einval_without_a_worker_death);
   tcase_add_test(tc, a_worker_dying_in_a_map_chunk);
+  tcase_add_test(tc, a_task_pushed_to_a_killed_spinner_still_runs);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deadline");
