@@ -68,8 +68,8 @@ static uint32_t slock_self(crew__slock_local *me)
 /* Whether a process named by a lock word can no longer release it. */
 static bool holder_gone(uint32_t owner, uint32_t self, crew__slock_local *me)
 {
-  if (owner == self) /* garbage, unless another thread of ours holds it */
-    return atomic_load(&me->inside) <= 1;
+  if (owner == self) /* garbage, unless a thread of ours holds or claims it */
+    return atomic_load(&me->inside) == 0;
   if (owner > (uint32_t)INT32_MAX)
     return true;
   if (kill((pid_t)owner, 0) != 0 && errno == ESRCH)
@@ -86,23 +86,34 @@ static bool holder_gone(uint32_t owner, uint32_t self, crew__slock_local *me)
   return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
+/*
+ * Word v -> want, counted in `inside` first: a thread of this process that
+ * sees the word name its process, and `inside` at 0 after it (both
+ * sequentially consistent), knows that no thread of the process holds the
+ * lock or is about to.
+ */
+static bool claim(_Atomic uint32_t *word, crew__slock_local *me, uint32_t v,
+                  uint32_t want)
+{
+  atomic_fetch_add(&me->inside, 1);
+  if (atomic_compare_exchange_strong(word, &v, want))
+    return true;
+  atomic_fetch_sub(&me->inside, 1);
+  return false;
+}
+
 int crew__slock_lock(_Atomic uint32_t *word, crew__slock_local *me)
 {
   uint32_t self = slock_self(me);
   (void)CREW__HOOK(CREW_TP_LOCK, word);
-  atomic_fetch_add_explicit(&me->inside, 1, memory_order_acq_rel);
-  uint32_t v = 0;
-  if (atomic_compare_exchange_strong_explicit(
-          word, &v, self, memory_order_acquire, memory_order_relaxed))
+  if (claim(word, me, 0, self))
     return 0;
   uint32_t stale = 0;
   uint64_t stale_since = 0;
   for (unsigned spins = 0;; spins++) {
-    v = atomic_load_explicit(word, memory_order_relaxed);
+    uint32_t v = atomic_load(word);
     if ((v & SLOCK_PID) == 0) { /* free; keep the waiters bit: others sleep */
-      if (atomic_compare_exchange_strong_explicit(
-              word, &v, self | SLOCK_WAITERS, memory_order_acquire,
-              memory_order_relaxed))
+      if (claim(word, me, v, self | SLOCK_WAITERS))
         return 0;
       continue;
     }
@@ -115,19 +126,23 @@ int crew__slock_lock(_Atomic uint32_t *word, crew__slock_local *me)
                                     memory_order_relaxed, memory_order_relaxed))
       continue;
     v |= SLOCK_WAITERS;
-    if (futex_wait(word, v, crew__deadline_in(SLOCK_SLICE_NS)) == 0)
-      continue; /* woken, or the word changed */
+    if (futex_wait(word, v, crew__deadline_in(SLOCK_SLICE_NS)) == 0) {
+      stale = 0; /* woken, or the word changed: the holder moves on */
+      continue;
+    }
+    /* A slice passed with the word unchanged. A thread of this process
+     * that holds the lock is alive (threads do not die alone): only
+     * another process's hold can go stale. */
     uint32_t owner = v & SLOCK_PID;
     uint64_t now = crew__now_ns();
     if (owner != stale) {
       stale = owner;
       stale_since = now;
     }
-    if (atomic_load_explicit(word, memory_order_relaxed) == v &&
-        (holder_gone(owner, self, me) || now - stale_since >= SLOCK_STALE_NS) &&
-        atomic_compare_exchange_strong_explicit(word, &v, self | SLOCK_WAITERS,
-                                                memory_order_acquire,
-                                                memory_order_relaxed))
+    if (atomic_load(word) == v &&
+        (holder_gone(owner, self, me) ||
+         (owner != self && now - stale_since >= SLOCK_STALE_NS)) &&
+        claim(word, me, v, self | SLOCK_WAITERS))
       return CREW__OWNER_DIED;
   }
 }
@@ -146,7 +161,7 @@ void crew__slock_unlock(_Atomic uint32_t *word, crew__slock_local *me)
     }
   }
   /* Else it was taken over (we were stopped, or it was scribbled on). */
-  atomic_fetch_sub_explicit(&me->inside, 1, memory_order_acq_rel);
+  atomic_fetch_sub(&me->inside, 1);
 }
 
 int crew__slock_wait(_Atomic uint32_t *wake, _Atomic uint32_t *word,

@@ -20,11 +20,14 @@
  *    after a 10 ms slice of waiting, which takes the lock over and gets
  *    CREW__OWNER_DIED (check what the lock guards);
  *  - a word naming this process while none of its threads holds the lock
- *    (garbage) is taken over the same way;
- *  - a word naming the same other, live process for 2 s is taken over too
- *    (a holder's critical section is a few instructions: it has died in
- *    all but name, is stopped, or the word is garbage). A stopped holder
- *    that resumes finds the lock gone and releases nothing.
+ *    or is claiming it (garbage) is taken over the same way; a thread of
+ *    this process that holds it is never taken over, however long it
+ *    holds it (threads do not die alone);
+ *  - a word naming the same other, live process through 2 s of slices in
+ *    which it neither changed nor woke the waiter is taken over too (a
+ *    holder's critical section is a few instructions: it has died in all
+ *    but name, is stopped, or the word is garbage). A stopped holder that
+ *    resumes finds the lock gone and releases nothing.
  * Threads of one process are told apart through the process's own
  * crew__slock_local, kept in private memory beside its handle.
  */
@@ -33,7 +36,7 @@
 typedef struct crew__slock_local {
   crew__fork_guard guard; /* refreshes `pid` in a forked child */
   uint32_t pid;
-  _Atomic uint32_t inside; /* this process's threads locking or holding */
+  _Atomic uint32_t inside; /* this process's threads holding or claiming */
 } crew__slock_local;
 
 static inline void crew__slock_local_init(crew__slock_local *me)

@@ -4,8 +4,9 @@
  * 33, 35-37 and 42 of the reliability catalog (see tests/CATALOG.md):
  *
  *   33  a worker killed inside the robust critical section of the task and
- *       event queues, 35/36 the repair of a lock whose repairer dies, and a
- *       waiter that finds the owner dead on waking;
+ *       event queues, 35/36 the repair of a lock whose repairer dies, a
+ *       waiter that finds the owner dead on waking, and a thread of this
+ *       process that holds the lock for long (never taken over);
  *   37  a worker dying at every step of the process protocol, five ways;
  *   42  a worker scribbling on its slot, its record, other workers' slots,
  *       a map's job and the pool's state word (shared memory is untrusted).
@@ -920,6 +921,69 @@ START_TEST(a_worker_scribbling_on_a_queue_head)
 }
 END_TEST
 
+/* ================================================ a long hold, in-process */
+
+/* What the holding hook does: once armed, at the next enqueue onto `arg`
+ * (the tail is stored, the lock still held), post, hold the lock for
+ * 2.5 s, and note when it lets go. */
+static _Atomic int hold_armed;
+static _Atomic uint64_t hold_left_ns;
+static signal_box hold_began;
+
+static int holding_hook(enum crew_test_point point, const void *object,
+                        void *arg)
+{
+  if (point != CREW_TP_ENQUEUE || object != arg ||
+      !atomic_exchange(&hold_armed, 0))
+    return 0;
+  signal_post(&hold_began);
+  pause_ms(2500); /* a holder descheduled for longer than 2 s, on purpose */
+  atomic_store(&hold_left_ns, now_ns());
+  return 0;
+}
+
+static void *push_one(void *arg)
+{
+  int v = 7;
+  ck_assert_int_eq(crew_queue_push((crew_queue *)arg, &v), 0);
+  return NULL;
+}
+
+/*
+ * catalog 33's other side: a shared queue's lock held by a thread of this
+ * process for longer than the 2 s after which another process's hold is
+ * taken over. The thread is alive, so the lock stays its own: a popper in
+ * another thread waits until it lets go, and nothing is taken over (under
+ * load, threads of one process could otherwise take the lock from each
+ * other and run the queue's critical sections at once).
+ */
+START_TEST(a_thread_holding_a_shared_lock_long_keeps_it)
+{
+  crew_queue *q = NULL;
+  ck_assert_int_eq(crew_queue_create(&q, 4, sizeof(int), CREW_SHARED), 0);
+  signal_init(&hold_began);
+  atomic_store(&hold_left_ns, 0);
+  atomic_store(&hold_armed, 1);
+  ck_assert_int_eq(crew_test_hook_set(holding_hook, q), 0);
+  pthread_t t;
+  start_thread(&t, push_one, q);
+  signal_wait(&hold_began, 1); /* the pusher holds the lock */
+  int v = 0;
+  ck_assert_int_eq(crew_queue_pop_timed(q, &v, 10000 * MS), 0);
+  uint64_t popped_ns = now_ns();
+  ck_assert_int_eq(v, 7);
+  uint64_t left = atomic_load(&hold_left_ns);
+  ck_assert_msg(left != 0 && left <= popped_ns,
+                "the pop took the lock while the pusher held it");
+  join_thread(t);
+  ck_assert_int_eq(crew_test_hook_set(NULL, NULL), 0);
+  ck_assert_uint_eq(crew_queue_size(q), 0);
+  ck_assert(!crew_queue_is_closed(q)); /* nothing looked corrupt */
+  crew_queue_destroy(q);
+  signal_fini(&hold_began);
+}
+END_TEST
+
 /* ================================================================ main */
 
 int main(void)
@@ -938,6 +1002,7 @@ int main(void)
   tcase_add_test(tc, killed_holding_the_event_queue_lock);
   tcase_add_test(tc, a_repairer_that_dies_mid_repair_wedges_nobody);
   tcase_add_test(tc, a_waiter_finds_the_owner_dead_on_waking);
+  tcase_add_test(tc, a_thread_holding_a_shared_lock_long_keeps_it);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("scribble");
