@@ -1,14 +1,15 @@
 /*
  * bench.h - what the benchmarks share: the textbook thread pool they
  * measure crew against (a bounded ring of (fn, arg), one mutex, two
- * condition variables, as a textbook writes it), and the median of a run's
- * repetitions. Benchmark code only: it exits on allocation failure.
+ * condition variables, as a textbook writes it), the clock, and the median
+ * of a run's repetitions. Benchmark code only: it exits on allocation failure.
  */
 #ifndef CREW_BENCH_H
 #define CREW_BENCH_H
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct tb_job {
   void (*fn)(void *);
@@ -33,6 +34,9 @@ void tb_submit(struct tb_pool *p, void (*fn)(void *), void *arg);
 
 /* Run what is queued, then join the workers and free the pool. */
 void tb_destroy(struct tb_pool *p);
+
+/* CLOCK_MONOTONIC, in nanoseconds. */
+uint64_t now_ns(void);
 
 struct summary {
   double median, min, max;

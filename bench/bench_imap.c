@@ -33,13 +33,6 @@
 
 static size_t opt_n = 1000000, opt_window = 64, opt_workers = 2, opt_reps = 5;
 
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int affine(const void *in, void *out)
 {
   *(int *)out = 3 * *(const int *)in + 1;

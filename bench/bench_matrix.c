@@ -57,13 +57,6 @@ static void die(const char *what)
   exit(1);
 }
 
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Context switches of the whole process so far. */
 static double switches(void)
 {

@@ -37,13 +37,6 @@
 
 static size_t opt_workers = 2, opt_reps = 5, opt_tiny = 100000, opt_spin = 4000;
 
-static uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* --------------------------------------------------------------- tasks */
 
 static int nothing(const void *in, void *out)

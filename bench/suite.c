@@ -145,13 +145,6 @@ size_t n_w1 = 1000000, n_w2 = 200000, n_w3 = 20000, n_w4 = 20000,
        n_pw2 = 50000, n_alloc = 100000;
 unsigned idle_s = 10;
 
-uint64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 double seconds_since(uint64_t t0)
 {
   return (double)(now_ns() - t0) / 1e9;

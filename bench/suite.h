@@ -65,8 +65,7 @@ extern unsigned idle_s;
 /* --callgrind: idle workers sleep at once (see suite.c). */
 extern bool no_idle_spin;
 
-/* CLOCK_MONOTONIC in ns; seconds since t0; spin until the clock says t. */
-uint64_t now_ns(void);
+/* Seconds since t0 (now_ns, bench.h); spin until the clock says t. */
 double seconds_since(uint64_t t0);
 void spin_until(uint64_t t);
 
