@@ -176,11 +176,7 @@ static void wake(struct crew__pqueue *p, enum side side, size_t n)
  * a core and take the item a futex wake-up later. */
 static void wake_pushed(struct crew__pqueue *p, size_t n)
 {
-  uint32_t spinner = 1;
-  if (n > 0 && atomic_load_explicit(&p->spinning, memory_order_relaxed) == 1 &&
-      atomic_compare_exchange_strong_explicit(&p->spinning, &spinner, 2,
-                                              memory_order_relaxed,
-                                              memory_order_relaxed))
+  if (n > 0 && crew__queue_spinner_takes(&p->spinning))
     n--;
   wake(p, POPPER, n);
 }

@@ -48,6 +48,18 @@ struct crew_queue {
 
 /* -------------------------------------- the thread pool's private queue */
 
+/* With the queue's lock held, after a push: whether that push may leave
+ * one item to a popper that spins (`spinning` 1 -> 2: once per spin; the
+ * spinner looks again under the lock when its spin ends). Both queues'
+ * pushes wake one sleeper fewer when it returns true. */
+static inline bool crew__queue_spinner_takes(_Atomic uint32_t *spinning)
+{
+  uint32_t spinner = 1;
+  return atomic_load_explicit(spinning, memory_order_relaxed) == 1 &&
+         atomic_compare_exchange_strong_explicit(
+             spinning, &spinner, 2, memory_order_relaxed, memory_order_relaxed);
+}
+
 /* What crew__queue_take returns when `idle` found work elsewhere. */
 #define CREW__ELSEWHERE 1
 

@@ -198,15 +198,10 @@ static void wake(struct shqueue *h, enum side side, size_t n)
 
 /* With the lock held, after n items were pushed: wake poppers for them,
  * one fewer the first time during a popper's spin if the queue allows it
- * (`spinning` 1 -> 2, as queue.c's wake_pushed). */
+ * (as queue.c's wake_pushed). */
 static void wake_pushed(struct shqueue *h, size_t n)
 {
-  uint32_t spinner = 1;
-  if (h->spinner_counts && n > 0 &&
-      atomic_load_explicit(&h->s->spinning, memory_order_relaxed) == 1 &&
-      atomic_compare_exchange_strong_explicit(&h->s->spinning, &spinner, 2,
-                                              memory_order_relaxed,
-                                              memory_order_relaxed))
+  if (h->spinner_counts && n > 0 && crew__queue_spinner_takes(&h->s->spinning))
     n--;
   wake(h, POPPER, n);
 }
