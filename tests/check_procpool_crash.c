@@ -35,15 +35,6 @@
 
 /* ====================================================== a dead spinner */
 
-/* Bounded poll (5 s) until pid's state is `state` (as /proc says). */
-static void wait_state(pid_t pid, char state)
-{
-  for (int i = 0; i < 5000 && proc_state(pid) != state; i++)
-    pause_ms(1);
-  ck_assert_msg(proc_state(pid) == state, "worker %d: state %c, not %c",
-                (int)pid, proc_state(pid), state);
-}
-
 /*
  * Two idle workers with a spin that does not end: one spins on the task
  * queue, the other sleeps. The first push during a spin counts on the

@@ -196,16 +196,22 @@ struct fail_item *fail_items(size_t n, int64_t **out)
   return items;
 }
 
-void wait_sleeping(pid_t pid)
+void wait_state(pid_t pid, char state)
 {
   for (int i = 0; i < 5000; i++) {
-    if (proc_state(pid) == 'S')
+    if (proc_state(pid) == state)
       return;
     sched_yield();
     if (i > 100)
       pause_ms(1);
   }
-  ck_abort_msg("process %d never blocked", (int)pid);
+  ck_abort_msg("process %d never reached state %c (it is in %c)", (int)pid,
+               state, proc_state(pid));
+}
+
+void wait_sleeping(pid_t pid)
+{
+  wait_state(pid, 'S');
 }
 
 crew_config flt_cfg(size_t workers)

@@ -128,7 +128,9 @@ int fail_item_task(const void *in, void *out);
 /* n items {i, 0, 0} and n outputs of -1 (the caller frees both). */
 struct fail_item *fail_items(size_t n, int64_t **out);
 
-/* Bounded poll (5 s) until pid sleeps: blocked in a wait. */
+/* Bounded poll (5 s) until /proc gives pid's state as `state` ('S', 'T'
+ * ...); wait_sleeping: until it sleeps, blocked in a wait. */
+void wait_state(pid_t pid, char state);
 void wait_sleeping(pid_t pid);
 
 /* A process pool of `workers` named "flt" (the hook knows its workers by
